@@ -48,8 +48,41 @@ pub struct Platform {
     /// Public SSH keys put on every node (paths).
     #[serde(default)]
     pub ssh_authorized_keys_files: Vec<FilePath>,
+    /// Admin users created on every server node (Ansible), each with sudo and their SSH keys.
+    #[serde(default)]
+    pub admins: Vec<AdminUser>,
+    /// Which Terraform provider `yagura render` writes for (`sakuracloud` 2.x or `sakura` 3.x).
+    #[serde(default)]
+    pub terraform_provider: TerraformProvider,
     /// Where Terraform keeps its state.
     pub state: StateBackend,
+}
+
+/// `[[platform.admins]]`: a login account on every server node.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminUser {
+    /// Unix user name (lower case, starts with a letter or `_`, at most 32 characters).
+    pub name: String,
+    /// Public SSH keys of this user (paths, relative to the spec's directory); the platform's
+    /// `ssh_authorized_keys_files` are added to every admin.
+    #[serde(default)]
+    pub ssh_authorized_keys_files: Vec<FilePath>,
+    /// Extra groups; password-less sudo is granted through a sudoers drop-in regardless.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The Terraform provider for Sakura Cloud that `yagura render` targets.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TerraformProvider {
+    /// `sacloud/sakuracloud` 2.x (resources `sakuracloud_*`).
+    #[default]
+    Sakuracloud,
+    /// `sacloud/sakura` 3.x (resources `sakura_*`).
+    Sakura,
 }
 
 /// The cloud provider.
@@ -1024,6 +1057,7 @@ pub fn fields_at(path: &yagura_config::KeyPath) -> &'static [&'static str] {
         [] => f::<Spec>(),
         ["platform"] => f::<Platform>(),
         ["platform", "state"] => f::<StateBackend>(),
+        ["platform", "admins"] => f::<AdminUser>(),
         ["routing"] => f::<Routing>(),
         ["routing", "bgp"] => f::<BgpTimers>(),
         ["routing", "bfd"] => f::<BfdSettings>(),

@@ -146,6 +146,46 @@ fn platform(v: &mut V, spec: &Spec) {
     }
     v.env(&s.key("access_key_env"), &pl.state.access_key_env);
     v.env(&s.key("secret_key_env"), &pl.state.secret_key_env);
+    let a = p.key("admins");
+    for (i, u) in pl.admins.iter().enumerate() {
+        let up = a.index(i);
+        if !is_unix_user(&u.name) {
+            v.push(
+                Diagnostic::error("invalid-name", format!("`{}` is not a valid user name", u.name))
+                    .at(&up.key("name"))
+                    .hint("lower-case letters, digits, `_` and `-`, starting with a letter or `_`, at most 32 characters"),
+            );
+        } else if u.name == "root" {
+            v.push(
+                Diagnostic::error("invalid-name", "`root` cannot be an admin user")
+                    .at(&up.key("name"))
+                    .hint("name a personal account; it gets password-less sudo"),
+            );
+        }
+        for (j, g) in u.groups.iter().enumerate() {
+            if !is_unix_user(g) {
+                v.push(
+                    Diagnostic::error("invalid-name", format!("`{g}` is not a valid group name"))
+                        .at(&up.key("groups").index(j)),
+                );
+            }
+        }
+    }
+    v.unique(
+        "admin user",
+        pl.admins
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (a.index(i).key("name"), u.name.as_str())),
+    );
+}
+
+/// True for a portable Unix user or group name (`useradd`'s default rule).
+pub fn is_unix_user(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_lowercase() || f == '_')
+        && s.len() <= 32
+        && c.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn routing(v: &mut V, spec: &Spec) {
