@@ -10,7 +10,7 @@ if [ ! -x "$YAGURA_ANSIBLE_VENV/bin/ansible-playbook" ]; then
     /usr/bin/python3 -m venv "$YAGURA_ANSIBLE_VENV"
     "$YAGURA_ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check 'ansible-core~=2.17.0'
 fi
-"$YAGURA_ANSIBLE_VENV/bin/ansible-playbook" --version | head -1
+"$YAGURA_ANSIBLE_VENV/bin/ansible-playbook" --version | sed -n 1p
 if ! command -v s3s-fs >/dev/null 2>&1; then
     echo "  installing s3s-fs 0.14.1"
     cargo install --locked s3s-fs@0.14.1 --features binary
