@@ -50,6 +50,10 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The gate daemon (TLS ingress, GitHub/OIDC sign-in, per-route policy): `yagura gate --config FILE`.
+    ///
+    /// Exit status: 0 after a clean drain (SIGTERM), 1 invalid config (every problem printed), 2 on other errors.
+    Gate(yagura_gate::cli::GateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,6 +190,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(a) => plan(a),
+        Command::Gate(a) => Ok(ExitCode::from(yagura_gate::cli::run(a)?)),
         Command::Check(a) => {
             let checked = load(&a.spec)?;
             print_diagnostics(&checked, &a.diag)?;

@@ -1,0 +1,837 @@
+//! One request through the gate: find the route (host, normalized path), read and re-check the session, apply
+//! the route's policy (browser → sign-in redirect, API/XHR → 401, signed in but not allowed → 403), then forward
+//! with identity headers stripped and re-added (`X-Yagura-*` and the signed assertion), retries for idempotent
+//! requests, and websocket tunnels held to the same policy for as long as they are open.
+
+use crate::assertion::Claims;
+use crate::auth;
+use crate::github::AuthError;
+use crate::pages::{self, Action, Tone, Who};
+use crate::policy::{is_identity_header, normalize_path, Decision, Route};
+use crate::session::{self, clear_cookie, cookie_values, set_cookie, CookieAttrs, Session};
+use crate::state::{origin, State};
+use crate::upstream::{empty, full, Body, Pool, Upstream};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers the gate sets itself towards upstreams.
+const OWN: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "forwarded",
+];
+
+/// An HTML page response.
+pub fn html(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(pages::CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A `302 Found` to `to`.
+pub fn redirect(to: &str) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Adds a `Set-Cookie`.
+pub fn add_cookie(r: &mut Response<Body>, c: &str) {
+    if let Ok(v) = HeaderValue::from_str(c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The request's host (lower case, without port or trailing dot).
+pub fn req_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_string())
+        .or_else(|| {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            let a: http::uri::Authority = h.parse().ok()?;
+            Some(a.host().to_string())
+        })?;
+    let h = raw.trim_end_matches('.').to_ascii_lowercase();
+    (!h.is_empty()).then_some(h)
+}
+
+/// True for a top-level browser navigation (which may be redirected to sign-in); API calls, XHR/fetch and
+/// websockets get a 401 instead, so scripts never follow a redirect into an HTML sign-in page.
+pub fn is_browser<B>(req: &Request<B>) -> bool {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) || is_upgrade(req) {
+        return false;
+    }
+    let h = req.headers();
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match get("sec-fetch-mode") {
+        "navigate" => true,
+        "" => get("accept").contains("text/html") && get("x-requested-with").is_empty(),
+        _ => false,
+    }
+}
+
+/// True for an HTTP/1.1 websocket (or other) upgrade request.
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The session on a request, after expiry and membership re-check, and the `Set-Cookie` to send back (a
+/// refreshed session, or a removal when the session ended).
+pub struct SessionRead {
+    /// The session, when valid.
+    pub session: Option<Session>,
+    /// `Set-Cookie` to add to the response.
+    pub set_cookie: Option<String>,
+    /// Why a presented session was dropped.
+    pub ended: Option<AuthError>,
+}
+
+/// Reads the session cookie.
+pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
+    let name = &st.cfg.cookie_name;
+    let now = now();
+    let mut presented = false;
+    let mut found = None;
+    for v in cookie_values(headers, name) {
+        presented = true;
+        if let Some(s) = st.sealer.open::<Session>(name, v) {
+            if !s.expired(now) {
+                found = Some(s);
+                break;
+            }
+        }
+    }
+    let clear = || Some(clear_cookie(name, st.cookie_domain()));
+    let Some(mut s) = found else {
+        return SessionRead {
+            session: None,
+            set_cookie: if presented { clear() } else { None },
+            ended: None,
+        };
+    };
+    if !s.stale(now, st.cfg.membership_recheck) {
+        return SessionRead {
+            session: Some(s),
+            set_cookie: None,
+            ended: None,
+        };
+    }
+    // One re-check per session at a time; requests arriving meanwhile wait and reuse its result.
+    let slot = st.rechecks.slot(&s.sid);
+    let mut done = slot.lock().await;
+    if let Some(fresh) = done
+        .as_ref()
+        .filter(|f| !f.stale(now, st.cfg.membership_recheck))
+    {
+        let fresh = fresh.clone();
+        let c = seal_session(st, &fresh);
+        return SessionRead {
+            session: Some(fresh),
+            set_cookie: c,
+            ended: None,
+        };
+    }
+    let result = recheck(st, &mut s).await;
+    if result.is_ok() {
+        *done = Some(s.clone());
+    }
+    drop(done);
+    match result {
+        Ok(()) => {
+            st.metrics.recheck("ok");
+            let c = seal_session(st, &s);
+            SessionRead {
+                session: Some(s),
+                set_cookie: c,
+                ended: None,
+            }
+        }
+        Err(AuthError::Unavailable(why)) => {
+            // The provider is down: keep the session for one more interval, then give up.
+            let grace = st.cfg.membership_recheck.as_secs().saturating_mul(2);
+            if now < s.chk.saturating_add(grace) {
+                st.metrics.recheck("unavailable_kept");
+                tracing::warn!(user = %s.who.user, %why, "membership re-check failed; keeping the session for now");
+                SessionRead {
+                    session: Some(s),
+                    set_cookie: None,
+                    ended: None,
+                }
+            } else {
+                st.metrics.recheck("unavailable_ended");
+                SessionRead {
+                    session: None,
+                    set_cookie: clear(),
+                    ended: Some(AuthError::Unavailable(why)),
+                }
+            }
+        }
+        Err(e) => {
+            st.metrics.recheck(e.label());
+            tracing::info!(user = %s.who.user, reason = %e, "session ended by membership re-check");
+            SessionRead {
+                session: None,
+                set_cookie: clear(),
+                ended: Some(e),
+            }
+        }
+    }
+}
+
+/// Reads identity and membership again from the provider.
+pub async fn recheck(st: &State, s: &mut Session) -> Result<(), AuthError> {
+    match s.who.provider.as_str() {
+        "github" => {
+            let gh = st.github.as_ref().ok_or_else(|| {
+                AuthError::Protocol("GitHub sign-in is no longer configured".into())
+            })?;
+            let who = gh.identity(&s.tok).await?;
+            if who.id != s.who.id {
+                return Err(AuthError::Protocol("token belongs to another user".into()));
+            }
+            s.who = who;
+        }
+        _ => {
+            let o = st.oidc.as_ref().ok_or_else(|| {
+                AuthError::Protocol("OIDC sign-in is no longer configured".into())
+            })?;
+            let g = o.recheck(&s.who.id, &s.tok, s.rt.as_deref()).await?;
+            s.who = g.who;
+            s.tok = g.access;
+            s.rt = g.refresh;
+        }
+    }
+    s.chk = now();
+    Ok(())
+}
+
+/// The `Set-Cookie` for a session.
+pub fn seal_session(st: &State, s: &Session) -> Option<String> {
+    let v = st.sealer.seal(&st.cfg.cookie_name, s)?;
+    let left = s.exp.saturating_sub(now());
+    Some(set_cookie(
+        &st.cfg.cookie_name,
+        &v,
+        &CookieAttrs {
+            domain: st.cookie_domain(),
+            max_age: Duration::from_secs(left),
+        },
+    ))
+}
+
+fn provider_label(p: &str) -> &'static str {
+    if p == "github" {
+        "GitHub"
+    } else {
+        "single sign-on"
+    }
+}
+
+/// The 403 page or body for `who` at `route`.
+pub fn forbidden(st: &State, browser: bool, route: &Route, s: &Session) -> Response<Body> {
+    let restricted: Vec<&String> = s
+        .who
+        .restricted
+        .iter()
+        .filter(|o| route.github_orgs().any(|r| &r == *o))
+        .collect();
+    if !browser {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"error": "forbidden", "route": route.name, "user": s.who.user,
+                "restricted_orgs": restricted}),
+        );
+    }
+    let sign_out = format!("{}/sign_out", st.auth_origin);
+    let mut paras = vec![format!(
+        "Your account is signed in, but <span class=\"target\">{}</span> is only open to specific people, organizations or teams.",
+        pages::esc(&route.host)
+    )];
+    let hint;
+    if let Some(org) = restricted.first() {
+        paras.push(format!(
+            "The <b>{}</b> organization restricts third-party applications and has not approved this gate, so your membership could not be read.",
+            pages::esc(org)
+        ));
+        hint = format!(
+            "An owner of <b>{}</b> can approve the app under <i>Settings → Third-party access</i>; members can request approval from their GitHub application settings. Then sign in again.",
+            pages::esc(org)
+        );
+    } else {
+        hint = "If you were just added to a team, sign out and sign in again. Membership is re-read every few minutes.".into();
+    }
+    html(
+        StatusCode::FORBIDDEN,
+        pages::message(
+            "403 · Access denied",
+            Tone::Warn,
+            "You don't have access",
+            &paras,
+            Some(Who {
+                user: &s.who.user,
+                via: provider_label(&s.who.provider),
+            }),
+            &[Action {
+                label: "Sign in with another account",
+                href: &sign_out,
+            }],
+            Some(&hint),
+        ),
+    )
+}
+
+fn error_page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+    html(
+        status,
+        pages::message(
+            &format!(
+                "{} · {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+            if status.is_server_error() {
+                Tone::Error
+            } else {
+                Tone::Info
+            },
+            title,
+            &[pages::esc(text)],
+            None,
+            &[],
+            None,
+        ),
+    )
+}
+
+/// Serves one request on the HTTPS listener.
+pub async fn handle(st: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let (label, res) = route_request(&st, req, peer).await;
+    st.metrics.request(
+        &label,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+async fn route_request(
+    st: &Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> (String, Response<Body>) {
+    let Some(host) = req_host(&req) else {
+        return (
+            "_none".into(),
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request names no host.",
+            ),
+        );
+    };
+    if host == st.cfg.auth_host {
+        return ("_auth".into(), auth::handle(st, req).await);
+    }
+    let Some(path) = normalize_path(req.uri().path()) else {
+        return (
+            "_none".into(),
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request path is not valid.",
+            ),
+        );
+    };
+    if path == "/.yagura/sign_out" {
+        return (
+            "_auth".into(),
+            redirect(&format!("{}/sign_out", st.auth_origin)),
+        );
+    }
+    let Some(route) = st.routes.find(&host, &path) else {
+        return (
+            "_none".into(),
+            error_page(
+                StatusCode::NOT_FOUND,
+                "Nothing here",
+                "No service is published at this address.",
+            ),
+        );
+    };
+    let label = route.name.clone();
+    let read = read_session(st, req.headers()).await;
+    let decision = route.decide(read.session.as_ref().map(|s| &s.who));
+    let browser = is_browser(&req);
+    let mut res = match decision {
+        Decision::SignIn => {
+            st.metrics.decision(&route.name, "sign_in");
+            let here = {
+                let mut u = format!("{}{path}", origin(&host, st.port));
+                if let Some(q) = req.uri().query() {
+                    u.push('?');
+                    u.push_str(q);
+                }
+                u
+            };
+            let sign_in = format!(
+                "{}/sign_in?rd={}",
+                st.auth_origin,
+                url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+            );
+            if browser {
+                redirect(&sign_in)
+            } else {
+                let mut r = json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": "sign_in_required", "sign_in": sign_in}),
+                );
+                if let Ok(v) = HeaderValue::from_str(&sign_in) {
+                    r.headers_mut().insert("x-yagura-sign-in", v);
+                }
+                r
+            }
+        }
+        Decision::Forbidden => {
+            st.metrics.decision(&route.name, "forbidden");
+            match &read.session {
+                Some(s) => forbidden(st, browser, route, s),
+                None => error_page(StatusCode::FORBIDDEN, "Access denied", "Access denied."),
+            }
+        }
+        Decision::Allow => {
+            st.metrics.decision(&route.name, "allow");
+            let pool = Arc::clone(&st.pools[route.index]);
+            forward(
+                st,
+                req,
+                peer,
+                route,
+                &pool,
+                &host,
+                &path,
+                read.session.clone(),
+            )
+            .await
+        }
+    };
+    if let Some(c) = &read.set_cookie {
+        add_cookie(&mut res, c);
+    }
+    (label, res)
+}
+
+/// Identity headers for the upstream (or the forward-auth answer).
+pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderMap) {
+    let set = |h: &mut HeaderMap, n: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(n, v);
+        }
+    };
+    set(h, "x-yagura-user", &s.who.user);
+    if let Some(e) = &s.who.email {
+        set(h, "x-yagura-email", e);
+    }
+    set(h, "x-yagura-groups", &s.who.groups.join(","));
+    let iat = now();
+    let claims = Claims {
+        iss: &st.auth_origin,
+        aud: audience,
+        sub: format!("{}:{}", s.who.provider, s.who.id),
+        iat,
+        exp: iat + st.cfg.assertion_ttl.as_secs(),
+        user: &s.who.user,
+        email: s.who.email.as_deref(),
+        groups: &s.who.groups,
+    };
+    if let Some(jwt) = st.signer.cached(&s.sid, &claims) {
+        set(h, "x-yagura-assertion", &jwt);
+    }
+}
+
+/// The headers sent upstream: the client's minus hop-by-hop, identity claims (any spelling), forwarding headers
+/// and the gate's own cookies; plus fresh forwarding and identity headers.
+#[allow(clippy::too_many_arguments)]
+fn upstream_headers(
+    st: &State,
+    src: &HeaderMap,
+    peer: SocketAddr,
+    host: &str,
+    session: Option<&Session>,
+    upgrade: bool,
+) -> HeaderMap {
+    let listed: Vec<String> = src
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::with_capacity(src.len() + 8);
+    let mut stripped = 0;
+    for (k, v) in src {
+        let n = k.as_str();
+        if n == "host" || OWN.contains(&n) {
+            continue;
+        }
+        if (HOP.contains(&n) || listed.iter().any(|l| l == n))
+            && !(upgrade && (n == "upgrade" || n == "connection"))
+        {
+            continue;
+        }
+        if is_identity_header(n, &st.cfg.strip_headers) {
+            stripped += 1;
+            continue;
+        }
+        if n == "cookie" {
+            let own = |name: &str| name == st.cfg.cookie_name || name.starts_with("_yagura_flow_");
+            if let Some(kept) = v
+                .to_str()
+                .ok()
+                .and_then(|c| session::without_cookies(c, own))
+            {
+                if let Ok(v) = HeaderValue::from_str(&kept) {
+                    out.append(header::COOKIE, v);
+                }
+            }
+            continue;
+        }
+        out.append(k.clone(), v.clone());
+    }
+    st.metrics.stripped(stripped);
+    if upgrade {
+        out.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let ip = peer.ip().to_string();
+    if let Ok(v) = HeaderValue::from_str(&ip) {
+        out.insert(HeaderName::from_static("x-forwarded-for"), v.clone());
+        out.insert(HeaderName::from_static("x-real-ip"), v);
+    }
+    out.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("https"),
+    );
+    if let Ok(v) = HeaderValue::from_str(host) {
+        out.insert(HeaderName::from_static("x-forwarded-host"), v);
+    }
+    if let Some(s) = session {
+        identity_headers(st, host, s, &mut out);
+    }
+    out
+}
+
+fn strip_response_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    for n in HOP {
+        if keep_upgrade && (*n == "upgrade" || *n == "connection") {
+            continue;
+        }
+        h.remove(*n);
+    }
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn bad_gateway(route: &str, why: &str) -> Response<Body> {
+    tracing::warn!(route, why, "upstream failed");
+    error_page(
+        StatusCode::BAD_GATEWAY,
+        "The service is not answering",
+        "The gate could not reach the service behind this address. Try again in a moment.",
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    st: &Arc<State>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    route: &Route,
+    pool: &Arc<Pool>,
+    host: &str,
+    path: &str,
+    session: Option<Session>,
+) -> Response<Body> {
+    if !pool.has_upstreams() {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Nothing here",
+            "This address is protected through forward-auth only.",
+        );
+    }
+    let upgrade = is_upgrade(&req);
+    let headers = upstream_headers(st, req.headers(), peer, host, session.as_ref(), upgrade);
+    let query = req.uri().query().map(str::to_string);
+    let method = req.method().clone();
+    if upgrade {
+        let down = hyper::upgrade::on(&mut req);
+        return websocket(
+            st,
+            route,
+            pool,
+            host,
+            path,
+            query.as_deref(),
+            headers,
+            session,
+            down,
+        )
+        .await;
+    }
+    let body_empty = req.body().is_end_stream();
+    let retryable = idempotent(&method) && body_empty;
+    let attempts = if retryable {
+        pool.retries as usize + 1
+    } else {
+        1
+    };
+    let mut body = Some(req.into_body());
+    let start = pool.start();
+    let mut last = String::from("no upstream");
+    for attempt in 0..attempts {
+        let Some(up) = pool.pick(start, attempt) else {
+            break;
+        };
+        let Some(uri) = up.uri(path, query.as_deref()) else {
+            return bad_gateway(&route.name, "bad upstream URI");
+        };
+        let b = if body_empty {
+            empty()
+        } else {
+            match body.take() {
+                Some(b) => b.map_err(Into::into).boxed_unsync(),
+                None => break,
+            }
+        };
+        let mut out = Request::new(b);
+        *out.method_mut() = method.clone();
+        *out.uri_mut() = uri;
+        *out.version_mut() = Version::HTTP_11;
+        *out.headers_mut() = headers.clone();
+        set_host(out.headers_mut(), pool, &up, host);
+        if attempt > 0 {
+            st.metrics.retry(&route.name);
+        }
+        match tokio::time::timeout(pool.timeout, pool.client.request(out)).await {
+            Ok(Ok(res)) => {
+                let (mut parts, b) = res.into_parts();
+                strip_response_hop(&mut parts.headers, false);
+                parts.version = Version::HTTP_11;
+                return Response::from_parts(parts, b.map_err(Into::into).boxed_unsync());
+            }
+            Ok(Err(e)) => {
+                last = crate::httpc::error_chain(&e);
+                if e.is_connect() {
+                    pool.connect_failed(&up, &st.metrics);
+                } else if !retryable {
+                    break;
+                }
+            }
+            Err(_) => {
+                last = format!("no response within {:?}", pool.timeout);
+                if attempt + 1 == attempts {
+                    tracing::warn!(route = %route.name, upstream = %up.url, "{last}");
+                    return error_page(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "The service is too slow",
+                        "The service behind this address did not answer in time. Try again in a moment.",
+                    );
+                }
+            }
+        }
+    }
+    bad_gateway(&route.name, &last)
+}
+
+fn set_host(h: &mut HeaderMap, pool: &Pool, up: &Upstream, host: &str) {
+    let v = if pool.preserve_host {
+        host
+    } else {
+        up.authority()
+    };
+    if let Ok(v) = HeaderValue::from_str(v) {
+        h.insert(header::HOST, v);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn websocket(
+    st: &Arc<State>,
+    route: &Route,
+    pool: &Arc<Pool>,
+    host: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: HeaderMap,
+    session: Option<Session>,
+    down: hyper::upgrade::OnUpgrade,
+) -> Response<Body> {
+    let start = pool.start();
+    let Some(up) = pool.pick(start, 0) else {
+        return bad_gateway(&route.name, "no upstream");
+    };
+    let Some(uri) = up.uri(path, query) else {
+        return bad_gateway(&route.name, "bad upstream URI");
+    };
+    let mut out = Request::new(empty());
+    *out.uri_mut() = uri;
+    *out.headers_mut() = headers;
+    set_host(out.headers_mut(), pool, &up, host);
+    let mut res = match tokio::time::timeout(pool.timeout, pool.ws_client.request(out)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            if e.is_connect() {
+                pool.connect_failed(&up, &st.metrics);
+            }
+            return bad_gateway(&route.name, &crate::httpc::error_chain(&e));
+        }
+        Err(_) => return bad_gateway(&route.name, "websocket upgrade timed out"),
+    };
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut parts, b) = res.into_parts();
+        strip_response_hop(&mut parts.headers, false);
+        return Response::from_parts(parts, b.map_err(Into::into).boxed_unsync());
+    }
+    let up_upgrade = hyper::upgrade::on(&mut res);
+    let (mut parts, _) = res.into_parts();
+    strip_response_hop(&mut parts.headers, true);
+    let st2 = Arc::clone(st);
+    let route2 = route.clone();
+    tokio::spawn(async move {
+        let (d, u) = match tokio::join!(down, up_upgrade) {
+            (Ok(d), Ok(u)) => (d, u),
+            _ => return,
+        };
+        let mut d = hyper_util::rt::TokioIo::new(d);
+        let mut u = hyper_util::rt::TokioIo::new(u);
+        st2.metrics.websocket(&route2.name, 1);
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut d, &mut u) => {}
+            reason = watch_policy(&st2, &route2, session) => {
+                st2.metrics.websocket_cut(&route2.name);
+                tracing::info!(route = %route2.name, reason, "websocket closed by policy");
+            }
+            _ = st2.shutdown.cancelled() => {}
+        }
+        st2.metrics.websocket(&route2.name, -1);
+    });
+    Response::from_parts(parts, empty())
+}
+
+/// Resolves when an open tunnel must close: the session expired or lost access at a membership re-check.
+/// Never resolves for public routes.
+async fn watch_policy(st: &State, route: &Route, session: Option<Session>) -> &'static str {
+    let Some(mut s) = session else {
+        return std::future::pending().await;
+    };
+    if route.decide(None) == Decision::Allow {
+        return std::future::pending().await;
+    }
+    loop {
+        let n = now();
+        let until_exp = s.exp.saturating_sub(n);
+        let until_chk = s
+            .chk
+            .saturating_add(st.cfg.membership_recheck.as_secs().max(1))
+            .saturating_sub(n);
+        tokio::time::sleep(Duration::from_secs(until_exp.min(until_chk).max(1))).await;
+        if s.expired(now()) {
+            return "session expired";
+        }
+        if s.stale(now(), st.cfg.membership_recheck) {
+            match recheck(st, &mut s).await {
+                Ok(()) => {
+                    st.metrics.recheck("ok");
+                    if route.decide(Some(&s.who)) != Decision::Allow {
+                        return "access removed";
+                    }
+                }
+                Err(AuthError::Unavailable(_))
+                    if now()
+                        < s.chk
+                            .saturating_add(st.cfg.membership_recheck.as_secs() * 2) => {}
+                Err(e) => {
+                    st.metrics.recheck(e.label());
+                    return "session ended";
+                }
+            }
+        }
+    }
+}

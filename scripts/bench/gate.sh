@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Benchmarks `yagura gate` against nginx (Debian) as a plain TLS reverse proxy, side by side in one run, to the
+# same upstream (an nginx serving a small fixed body): wrk over HTTPS with keep-alive, the gate with a valid
+# session cookie on a `signed_in` route (so every request opens the cookie, applies the policy, strips and adds
+# identity headers with the ES256 assertion). Prints req/s and p99 for each and the ratios. Not run in CI.
+#
+#   scripts/bench/gate.sh            # DURATION=20s CONNECTIONS=64 THREADS=2 by default
+#
+# Needs: nginx, wrk, openssl (scripts/deps/apt/gate.txt). Everything listens on 127.0.0.1 only.
+# PERF=/tmp/gate.perf also records a CPU profile of the gate during its session run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION="${DURATION:-20s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+for t in nginx wrk openssl python3; do command -v "$t" >/dev/null || { echo "missing $t (apt-get install nginx wrk)" >&2; exit 2; }; done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release -q -p yagura
+cargo build --release -q -p yagura-gate --example mint_session
+YAGURA="$CARGO_TARGET_DIR/release/yagura"
+MINT="$CARGO_TARGET_DIR/release/examples/mint_session"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); NGX=$(free_port); GATE=$(free_port)
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=app.bench.test \
+    -addext "subjectAltName=DNS:app.bench.test,DNS:auth.bench.test" \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+head -c 48 /dev/urandom | base64 -w0 >"$work/cookie.key"; echo >>"$work/cookie.key"
+echo bench-secret >"$work/gh.secret"
+
+mkdir -p "$work/up" "$work/ngx"
+cat >"$work/up/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/up/nginx.pid;
+error_log $work/up/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/up; proxy_temp_path $work/up; fastcgi_temp_path $work/up; uwsgi_temp_path $work/up; scgi_temp_path $work/up;
+  server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 "hello from the upstream\n"; } }
+}
+CONF
+cat >"$work/ngx/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/ngx; proxy_temp_path $work/ngx; fastcgi_temp_path $work/ngx; uwsgi_temp_path $work/ngx; scgi_temp_path $work/ngx;
+  upstream up { server 127.0.0.1:$UP; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGX ssl;
+    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
+    keepalive_requests 1000000;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; }
+  }
+}
+CONF
+cat >"$work/gate.toml" <<CONF
+auth_host = "auth.bench.test"
+cookie_secret_file = "$work/cookie.key"
+
+[listen]
+https = "127.0.0.1:$GATE"
+
+[[certificates]]
+cert_file = "$work/cert.pem"
+key_file = "$work/key.pem"
+
+[github]
+client_id = "bench"
+client_secret_file = "$work/gh.secret"
+
+[[routes]]
+name = "app"
+host = "app.bench.test"
+upstream = "http://127.0.0.1:$UP"
+access = "signed_in"
+
+[[routes]]
+name = "open"
+host = "open.bench.test"
+upstream = "http://127.0.0.1:$UP"
+access = "public"
+CONF
+
+nginx -c "$work/up/nginx.conf" -p "$work/up" -g 'daemon off;' & pids+=($!)
+nginx -c "$work/ngx/nginx.conf" -p "$work/ngx" -g 'daemon off;' & pids+=($!)
+YAGURA_LOG="warn,rustls=error" "$YAGURA" gate --config "$work/gate.toml" & pids+=($!)
+gate_pid=$!
+for p in $UP $NGX $GATE; do
+    up=0
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { up=1; break; }; sleep 0.1; done
+    [ "$up" = 1 ] || { echo "nothing listens on 127.0.0.1:$p" >&2; exit 1; }
+done
+COOKIE="$("$MINT" "$work/gate.toml" bench-user)"
+code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: app.bench.test" -H "Cookie: $COOKIE" "https://127.0.0.1:$GATE/" || true)
+[ "$code" = 200 ] || { echo "gate answered $code with the minted cookie" >&2; exit 1; }
+
+run() { # name url host extra-header...
+    local name="$1" url="$2" host="$3"; shift 3
+    local out; out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $host" "$@" "$url")"
+    local rps p99
+    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+    printf '%s %s %s\n' "$name" "$rps" "$p99"
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v*1000 } }'; }
+
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, HTTPS keep-alive, one run each, same machine" >&2
+read -r _ up_rps up_p99 < <(run upstream "http://127.0.0.1:$UP/" app.bench.test)
+read -r _ ngx_rps ngx_p99 < <(run nginx "https://127.0.0.1:$NGX/" app.bench.test)
+read -r _ open_rps open_p99 < <(run gate-public "https://127.0.0.1:$GATE/" open.bench.test)
+# PERF=FILE records a profile of the gate during the session run (perf record -g).
+[ -z "${PERF:-}" ] || { perf record -q -F 499 -g -p "$gate_pid" -o "$PERF" -- sleep 5 >/dev/null 2>&1 & }
+read -r _ gate_rps gate_p99 < <(run gate "https://127.0.0.1:$GATE/" app.bench.test -H "Cookie: $COOKIE")
+up_ms=$(to_ms "$up_p99"); ngx_ms=$(to_ms "$ngx_p99"); gate_ms=$(to_ms "$gate_p99"); open_ms=$(to_ms "$open_p99")
+printf '| %-34s | %10s | %9s |\n' "what" "req/s" "p99 ms"
+printf '| %-34s | %10s | %9s |\n' "upstream direct (plain HTTP)" "$up_rps" "$up_ms"
+printf '| %-34s | %10s | %9s |\n' "nginx TLS reverse proxy" "$ngx_rps" "$ngx_ms"
+printf '| %-34s | %10s | %9s |\n' "yagura gate, public route" "$open_rps" "$open_ms"
+printf '| %-34s | %10s | %9s |\n' "yagura gate, session + policy" "$gate_rps" "$gate_ms"
+awk -v g="$gate_rps" -v n="$ngx_rps" -v gm="$gate_ms" -v nm="$ngx_ms" -v um="$up_ms" 'BEGIN {
+    printf "gate/nginx req/s: %.2f (goal >= 0.9)\n", g / n
+    printf "p99 added over the upstream: gate %.2f ms, nginx %.2f ms; gate - nginx: %.2f ms (goal < 1 ms)\n", gm - um, nm - um, gm - nm }'
