@@ -50,6 +50,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The edge daemon (BGP + BFD VIPs with ECMP): `yagura edge --config FILE` runs it; `status`, `drain` ask it.
+    Edge(yagura_edge::cli::EdgeArgs),
     /// The gate daemon (TLS ingress, GitHub/OIDC sign-in, per-route policy): `yagura gate --config FILE`.
     ///
     /// Exit status: 0 after a clean drain (SIGTERM), 1 invalid config (every problem printed), 2 on other errors.
@@ -190,6 +192,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(a) => plan(a),
+        Command::Edge(a) => Ok(ExitCode::from(yagura_edge::cli::run(a)?)),
         Command::Gate(a) => Ok(ExitCode::from(yagura_gate::cli::run(a)?)),
         Command::Check(a) => {
             let checked = load(&a.spec)?;
