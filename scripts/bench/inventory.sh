@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side: `yagura inventory --list` vs the Python script (the talk's approach) on a 1,000-host state.
-# Usage: scripts/bench/inventory.sh [RUNS]   (builds the release binary first; needs python3)
+# Usage: scripts/bench/inventory.sh [RUNS]   (builds the release binary first; needs python3 and hyperfine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-50}"
@@ -22,7 +22,8 @@ state = {"version": 4, "terraform_version": "1.11.0", "serial": 1, "lineage": "b
          "outputs": {k: {"value": v, "type": "dynamic"} for k, v in out.items()}}
 json.dump(state, open(sys.argv[1], "w"))
 PY
-t() { local s e; s=$(date +%s%N); for _ in $(seq "$runs"); do "$@" >/dev/null; done; e=$(date +%s%N); echo $(( (e - s) / runs / 1000 )); }
-y=$(t "$bin" inventory --list -w big --state-file "$dir/state.json")
-p=$(t python3 scripts/bench/inventory_py.py "$dir/state.json")
-echo "1,000-host state, mean of $runs runs: yagura ${y} µs, python ${p} µs, ratio python/yagura $(python3 -c "print(round($p/$y, 2))")"
+# Both commands print the same groups and _meta.hostvars; hyperfine times them side by side (process start included).
+command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+hyperfine -N --warmup 3 --runs "$runs" \
+    -n yagura "$bin inventory --list -w big --state-file $dir/state.json" \
+    -n python "python3 scripts/bench/inventory_py.py $dir/state.json"

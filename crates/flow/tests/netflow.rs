@@ -177,6 +177,9 @@ fn v9_options_sampling_and_interface_names() {
     let i = cache.interface(EXP, 0, 3).unwrap();
     assert_eq!(i.name.as_deref(), Some("Gi0/1"));
     assert_eq!(i.description.as_deref(), Some("uplink core"));
+    let all = cache.interfaces_of(EXP);
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].0, all[0].1), (0, 3));
     assert_eq!(p.records[0].sampling_rate, Some(100));
     assert_eq!(p.records[0].estimated_packets(), Some(1000));
 }
@@ -295,6 +298,8 @@ fn ipfix_withdrawal_and_expiry() {
     let p = netflow::decode(&ipfix(&[set(2, &t)], 1, 1), EXP, 1000, &mut cache).unwrap();
     assert_eq!(p.templates_learned, 2);
     assert_eq!(cache.len(), 2);
+    assert_eq!(cache.templates_of(EXP), 2);
+    assert_eq!(cache.exporters(), vec![(EXP, 2)]);
     // Withdraw 256.
     let mut w = Vec::new();
     be16(&mut w, 256);
@@ -302,6 +307,7 @@ fn ipfix_withdrawal_and_expiry() {
     let p = netflow::decode(&ipfix(&[set(2, &w)], 1, 1), EXP, 1000, &mut cache).unwrap();
     assert_eq!(p.templates_withdrawn, 1);
     assert_eq!(cache.len(), 1);
+    assert_eq!(cache.templates_of(EXP), 1);
     let p = netflow::decode(&ipfix(&[set(256, &[6])], 1, 1), EXP, 1000, &mut cache).unwrap();
     assert_eq!(p.missing_templates, vec![256]);
     let p = netflow::decode(&ipfix(&[set(257, &[6, 17])], 1, 1), EXP, 1030, &mut cache).unwrap();

@@ -50,6 +50,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The flow and syslog collector: `yagura watch --config FILE` runs it, `yagura watch query …` asks it.
+    Watch(yagura_watch::cli::WatchArgs),
     /// The edge daemon (BGP + BFD VIPs with ECMP): `yagura edge --config FILE` runs it; `status`, `drain` ask it.
     Edge(yagura_edge::cli::EdgeArgs),
     /// The gate daemon (TLS ingress, GitHub/OIDC sign-in, per-route policy): `yagura gate --config FILE`.
@@ -192,6 +194,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(a) => plan(a),
+        Command::Watch(a) => Ok(ExitCode::from(yagura_watch::cli::run(a)?)),
         Command::Edge(a) => Ok(ExitCode::from(yagura_edge::cli::run(a)?)),
         Command::Gate(a) => Ok(ExitCode::from(yagura_gate::cli::run(a)?)),
         Command::Check(a) => {

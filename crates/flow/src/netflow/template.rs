@@ -178,6 +178,30 @@ impl TemplateCache {
         self.templates.is_empty()
     }
 
+    /// Number of templates (data and options) held for one exporter.
+    pub fn templates_of(&self, exporter: IpAddr) -> usize {
+        self.per_exporter.get(&exporter).copied().unwrap_or(0)
+    }
+
+    /// Exporters that have at least one template, with their template counts.
+    pub fn exporters(&self) -> Vec<(IpAddr, usize)> {
+        let mut v: Vec<(IpAddr, usize)> = self.per_exporter.iter().map(|(a, n)| (*a, *n)).collect();
+        v.sort();
+        v
+    }
+
+    /// Interface names/descriptions learned for one exporter: `(domain, ifIndex, info)`, sorted.
+    pub fn interfaces_of(&self, exporter: IpAddr) -> Vec<(u32, u32, InterfaceInfo)> {
+        let mut v: Vec<(u32, u32, InterfaceInfo)> = self
+            .interfaces
+            .iter()
+            .filter(|(k, _)| k.0 == exporter)
+            .map(|(k, i)| (k.1, k.2, i.clone()))
+            .collect();
+        v.sort_by_key(|(d, i, _)| (*d, *i));
+        v
+    }
+
     /// Sampling learned from options data for an exporter's domain.
     pub fn sampling(&self, exporter: IpAddr, domain: u32) -> Option<SamplingInfo> {
         self.sampling.get(&(exporter, domain)).copied()

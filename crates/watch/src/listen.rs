@@ -1,0 +1,232 @@
+//! Sockets: UDP receive loops for sFlow, NetFlow/IPFIX and syslog, and the syslog TCP acceptor with RFC 6587
+//! framing. Each loop only copies bytes into a bounded queue; when the queue is full the item is dropped and
+//! counted (UDP), or the connection is paused so TCP flow control pushes back on the sender.
+
+use crate::collect::FlowInput;
+use crate::metrics::Metrics;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// One received flow datagram.
+#[derive(Debug)]
+pub struct FlowDatagram {
+    /// Which listener.
+    pub input: FlowInput,
+    /// Source address.
+    pub peer: IpAddr,
+    /// Receive time, Unix ms.
+    pub received_ms: i64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// One received syslog message (a UDP datagram or a TCP frame).
+#[derive(Debug)]
+pub struct SyslogItem {
+    /// Source address.
+    pub peer: IpAddr,
+    /// `udp` or `tcp`.
+    pub transport: &'static str,
+    /// Receive time, Unix ms.
+    pub received_ms: i64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Binds a UDP socket with a larger receive buffer (best effort) and address reuse off.
+pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // `[::]` takes IPv4 too.
+        let _ = s.set_only_v6(false);
+    }
+    if recv_buffer > 0 {
+        if let Err(e) = s.set_recv_buffer_size(recv_buffer) {
+            tracing::debug!(%addr, error = %e, "could not set the receive buffer size");
+        }
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Binds the syslog TCP listener.
+pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        let _ = s.set_only_v6(false);
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    TcpListener::from_std(s.into())
+}
+
+/// Receives flow datagrams until `stop` is cancelled.
+pub async fn flow_udp_loop(
+    sock: UdpSocket,
+    input: FlowInput,
+    tx: mpsc::Sender<FlowDatagram>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive error");
+                    continue;
+                }
+            },
+        };
+        let item = FlowDatagram {
+            input,
+            peer: from.ip(),
+            received_ms: crate::store::now_ms(),
+            bytes: buf[..n].to_vec(),
+        };
+        if let Err(mpsc::error::TrySendError::Full(item)) = tx.try_send(item) {
+            let label = metrics.exporters.label(item.peer);
+            metrics.drop_n(&label, "flow", "queue_full", 1);
+        }
+    }
+}
+
+/// Receives syslog datagrams until `stop` is cancelled.
+pub async fn syslog_udp_loop(
+    sock: UdpSocket,
+    tx: mpsc::Sender<SyslogItem>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive error");
+                    continue;
+                }
+            },
+        };
+        let item = SyslogItem {
+            peer: from.ip(),
+            transport: "udp",
+            received_ms: crate::store::now_ms(),
+            bytes: buf[..n].to_vec(),
+        };
+        if let Err(mpsc::error::TrySendError::Full(item)) = tx.try_send(item) {
+            let label = metrics.exporters.label(item.peer);
+            metrics.drop_n(&label, "syslog", "queue_full", 1);
+        }
+    }
+}
+
+/// Accepts syslog TCP connections (at most `max_connections` at once) until `stop` is cancelled.
+pub async fn syslog_tcp_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<SyslogItem>,
+    metrics: Arc<Metrics>,
+    max_connections: usize,
+    max_frame: usize,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let (stream, from) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "syslog TCP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.tcp_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let (tx, metrics, stop) = (tx.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(async move {
+            metrics.tcp_connections.inc();
+            syslog_tcp_conn(stream, from.ip(), tx, &metrics, max_frame, stop).await;
+            metrics.tcp_connections.dec();
+            drop(permit);
+        });
+    }
+}
+
+async fn syslog_tcp_conn(
+    mut stream: TcpStream,
+    peer: IpAddr,
+    tx: mpsc::Sender<SyslogItem>,
+    metrics: &Metrics,
+    max_frame: usize,
+    stop: CancellationToken,
+) {
+    let mut dec = yagura_syslog::FrameDecoder::new(max_frame);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            _ = stop.cancelled() => 0,
+            r = stream.read(&mut buf) => r.unwrap_or(0),
+        };
+        if n == 0 {
+            if let Some(f) = dec.finish() {
+                if !deliver(f, peer, &tx, metrics).await {
+                    return;
+                }
+            }
+            return;
+        }
+        dec.push(&buf[..n]);
+        while let Some(f) = dec.next_frame() {
+            if !deliver(f, peer, &tx, metrics).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one frame on; waits for room (TCP backpressure). Returns false when the daemon is stopping.
+async fn deliver(
+    frame: Result<Vec<u8>, yagura_syslog::FramingError>,
+    peer: IpAddr,
+    tx: &mpsc::Sender<SyslogItem>,
+    metrics: &Metrics,
+) -> bool {
+    match frame {
+        Ok(bytes) if bytes.is_empty() => true,
+        Ok(bytes) => tx
+            .send(SyslogItem {
+                peer,
+                transport: "tcp",
+                received_ms: crate::store::now_ms(),
+                bytes,
+            })
+            .await
+            .is_ok(),
+        Err(e) => {
+            metrics.framing_errors.inc();
+            if matches!(e, yagura_syslog::FramingError::FrameTooLong { .. }) {
+                metrics.drop_n(&metrics.exporters.label(peer), "syslog", "too_long", 1);
+            }
+            tracing::debug!(%peer, error = %e, "syslog framing error");
+            true
+        }
+    }
+}

@@ -1,0 +1,863 @@
+//! The single store writer: batches, commits at least every `commit_interval`, rolls flows up per minute,
+//! enforces retention by age and size, and survives a full disk (stop storing, count, log, retry, recover).
+
+use super::schema;
+use super::{CounterRow, LogRow, StoreError, StoreMsg, WriteFailure};
+use crate::metrics::{Deleted, Kind, Metrics};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use yagura_flow::FlowRecord;
+
+/// A batch is committed early when it holds this many rows.
+const MAX_BATCH_ROWS: usize = 50_000;
+/// Rows deleted per statement by retention (keeps each delete transaction small).
+const DELETE_CHUNK: i64 = 20_000;
+
+/// What the writer enforces; can change on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterLimits {
+    /// Cap on database + WAL bytes.
+    pub max_bytes: u64,
+    /// Store raw flow rows (rollups are always stored).
+    pub raw_flows: bool,
+    /// Age limit of raw flows.
+    pub flows_raw: Duration,
+    /// Age limit of rollups.
+    pub flows_rollup: Duration,
+    /// Age limit of syslog messages.
+    pub logs: Duration,
+    /// Age limit of interface counters.
+    pub counters: Duration,
+    /// Longest time between commits.
+    pub commit_interval: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// Back-off after a failed write.
+    pub retry_interval: Duration,
+}
+
+impl WriterLimits {
+    /// From the daemon config.
+    pub fn from_config(c: &crate::config::WatchConfig) -> Self {
+        Self {
+            max_bytes: c.storage.max_size.0,
+            raw_flows: c.storage.raw_flows,
+            flows_raw: c.retention.flows_raw,
+            flows_rollup: c.retention.flows_rollup,
+            logs: c.retention.logs,
+            counters: c.retention.counters,
+            commit_interval: c.storage.commit_interval,
+            retention_interval: c.storage.retention_interval,
+            retry_interval: c.storage.retry_interval,
+        }
+    }
+
+    /// Bytes kept free for the WAL inside the cap.
+    fn wal_reserve(&self) -> u64 {
+        (self.max_bytes / 4).min(16 << 20)
+    }
+
+    /// Bytes of live pages the database may hold.
+    fn data_budget(&self) -> u64 {
+        self.max_bytes - self.wal_reserve()
+    }
+}
+
+/// Commands for the writer thread.
+#[derive(Debug)]
+pub enum WriterCmd {
+    /// Data to store.
+    Data(StoreMsg),
+    /// New limits (reload).
+    Limits(WriterLimits),
+    /// Commit now and acknowledge (tests, drain).
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The writer's state as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    /// Writes succeed.
+    Writable,
+    /// Writes fail; data is dropped and counted until a retry succeeds.
+    Failing(WriteFailure),
+}
+
+#[derive(Debug)]
+struct Degraded {
+    failure: WriteFailure,
+    retry_at: Instant,
+    dropped: u64,
+}
+
+/// The store writer (one per database, owned by one thread).
+#[derive(Debug)]
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    limits: WriterLimits,
+    metrics: Arc<Metrics>,
+    pending: Vec<StoreMsg>,
+    pending_rows: usize,
+    degraded: Option<Degraded>,
+    last_commit: Instant,
+    last_retention: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RollKey {
+    minute: i64,
+    exporter: IpAddr,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    in_if: u32,
+    out_if: u32,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The time a flow is filed under: its end time when the exporter sent a plausible one, else the receive time.
+pub fn flow_time(r: &FlowRecord, received_ms: i64) -> i64 {
+    match r.end_ms.and_then(|e| i64::try_from(e).ok()) {
+        // Never after its receipt (the flow search and retention rely on it), at most an hour before.
+        Some(e) if e <= received_ms && received_ms - e <= 3_600_000 => e,
+        _ => received_ms,
+    }
+}
+
+/// Addresses as text, formatted once per batch (talkers repeat a lot).
+#[derive(Default)]
+struct AddrText(HashMap<IpAddr, String>);
+
+impl AddrText {
+    fn add(&mut self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.0
+                .entry(ip)
+                .or_insert_with(|| crate::metrics::canonical(ip).to_string());
+        }
+    }
+
+    fn get(&self, ip: IpAddr) -> &str {
+        self.0.get(&ip).map_or("", String::as_str)
+    }
+}
+
+impl Writer {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(
+        path: &Path,
+        limits: WriterLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let conn = schema::open_writer(path)?;
+        metrics.store_writable.set(1);
+        metrics.store_max_bytes.set(limits.max_bytes as i64);
+        let mut w = Self {
+            conn,
+            path: path.to_path_buf(),
+            limits,
+            metrics,
+            pending: Vec::new(),
+            pending_rows: 0,
+            degraded: None,
+            last_commit: Instant::now(),
+            last_retention: Instant::now(),
+        };
+        w.apply_wal_limits()?;
+        w.update_size_metrics();
+        Ok(w)
+    }
+
+    fn apply_wal_limits(&mut self) -> Result<(), StoreError> {
+        let reserve = self.limits.wal_reserve();
+        self.conn
+            .pragma_update(None, "journal_size_limit", reserve as i64)?;
+        let page: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = ((reserve as i64 / 2) / page.max(512)).max(16);
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        Ok(())
+    }
+
+    /// Replaces the limits (on reload).
+    pub fn set_limits(&mut self, limits: WriterLimits) {
+        self.limits = limits;
+        self.metrics
+            .store_max_bytes
+            .set(self.limits.max_bytes as i64);
+        if let Err(e) = self.apply_wal_limits() {
+            tracing::warn!(error = %e, "could not apply WAL limits");
+        }
+    }
+
+    /// The writer's state.
+    pub fn status(&self) -> StoreStatus {
+        match &self.degraded {
+            None => StoreStatus::Writable,
+            Some(d) => StoreStatus::Failing(d.failure),
+        }
+    }
+
+    /// Queues a message; commits when the batch is large.
+    pub fn push(&mut self, msg: StoreMsg) {
+        self.pending_rows += msg.rows();
+        self.pending.push(msg);
+        if self.pending_rows >= MAX_BATCH_ROWS {
+            self.flush();
+        }
+    }
+
+    /// Runs the writer until `rx` is closed (all senders dropped), committing at least every commit interval
+    /// and running retention every retention interval. Commits what is pending before returning.
+    pub fn run(mut self, rx: Receiver<WriterCmd>) {
+        loop {
+            let next_commit = self.last_commit + self.limits.commit_interval;
+            let wait = next_commit.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(WriterCmd::Data(m)) => self.push(m),
+                Ok(WriterCmd::Limits(l)) => self.set_limits(l),
+                Ok(WriterCmd::Flush(ack)) => {
+                    self.flush();
+                    let _ = ack.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= self.last_commit + self.limits.commit_interval {
+                self.flush();
+            }
+            if now >= self.last_retention + self.limits.retention_interval {
+                self.last_retention = now;
+                self.run_retention(now_ms());
+            }
+        }
+        self.flush();
+        if let Err(e) = checkpoint(&self.conn) {
+            tracing::debug!(error = %e, "final checkpoint failed");
+        }
+        tracing::info!("store writer stopped");
+    }
+
+    /// Commits everything pending (or drops and counts it while the store is failing).
+    pub fn flush(&mut self) {
+        self.last_commit = Instant::now();
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        if let Some(d) = &mut self.degraded {
+            if Instant::now() < d.retry_at {
+                d.dropped += batch.iter().map(|m| m.rows() as u64).sum::<u64>();
+                self.count_dropped(&batch);
+                return;
+            }
+        }
+        let started = Instant::now();
+        match self.write(&batch) {
+            Ok(()) => {
+                self.metrics
+                    .store_commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.bound_wal();
+                if let Some(d) = self.degraded.take() {
+                    tracing::info!(
+                        dropped_rows = d.dropped,
+                        "store writable again; storing resumed"
+                    );
+                    self.metrics.store_writable.set(1);
+                }
+            }
+            Err(e) => {
+                let failure = WriteFailure::of(&e);
+                self.metrics
+                    .store_errors
+                    .get_or_create(&Kind {
+                        kind: failure.label(),
+                    })
+                    .inc();
+                self.count_dropped(&batch);
+                let rows: u64 = batch.iter().map(|m| m.rows() as u64).sum();
+                match &mut self.degraded {
+                    Some(d) => {
+                        d.dropped += rows;
+                        d.retry_at = Instant::now() + self.limits.retry_interval;
+                        tracing::debug!(error = %e, "store still failing");
+                    }
+                    None => {
+                        tracing::error!(
+                            error = %e,
+                            kind = failure.label(),
+                            path = %self.path.display(),
+                            "store write failed: storing stopped (data is dropped and counted) until a retry succeeds"
+                        );
+                        self.degraded = Some(Degraded {
+                            failure,
+                            retry_at: Instant::now() + self.limits.retry_interval,
+                            dropped: rows,
+                        });
+                        self.metrics.store_writable.set(0);
+                    }
+                }
+                if failure == WriteFailure::DiskFull {
+                    // Free pages inside the file so that the next attempt can reuse them.
+                    self.enforce_size(now_ms(), 0.7);
+                }
+            }
+        }
+    }
+
+    fn count_dropped(&self, batch: &[StoreMsg]) {
+        for m in batch {
+            let (peer, input) = match m {
+                StoreMsg::Flows { peer, .. } | StoreMsg::Counters { peer, .. } => (*peer, "flow"),
+                StoreMsg::Log(l) => (l.peer, "syslog"),
+            };
+            let n = m.rows() as u64;
+            if n > 0 {
+                self.metrics
+                    .drop_n(&self.metrics.exporters.label(peer), input, "disk", n);
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[StoreMsg]) -> Result<(), rusqlite::Error> {
+        let raw = self.limits.raw_flows;
+        let tx = self.conn.transaction()?;
+        let (mut n_flows, mut n_counters, mut n_logs) = (0u64, 0u64, 0u64);
+        let mut rollups: HashMap<RollKey, (u64, u64, u64)> = HashMap::new();
+        let mut names = AddrText::default();
+        let mut raw_rows: Vec<RawRow<'_>> = Vec::new();
+        let mut logs: Vec<&LogRow> = Vec::new();
+        {
+            let mut ins_flow = tx.prepare_cached(
+                "INSERT INTO flows (ts, exporter, domain, kind, src, dst, sport, dport, proto, tcp_flags, bytes, \
+                 packets, in_if, out_if, rate, vlan) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+            )?;
+            let mut ins_ctr = tx.prepare_cached(
+                "INSERT INTO counters VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+            )?;
+            let mut ins_log = tx.prepare_cached(
+                "INSERT INTO logs (received, ts, peer, transport, host, app, procid, msgid, facility, severity, \
+                 format, malformed, msg, raw) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
+            )?;
+            let mut ins_fts =
+                tx.prepare_cached("INSERT INTO logs_fts (rowid, msg) VALUES (?1, ?2)")?;
+            for m in batch {
+                match m {
+                    StoreMsg::Flows {
+                        received_ms,
+                        records,
+                        ..
+                    } => {
+                        for r in records {
+                            let ts = flow_time(r, *received_ms);
+                            let bytes = r.estimated_bytes().unwrap_or(0);
+                            let packets = r.estimated_packets().unwrap_or(0);
+                            let exporter = crate::metrics::canonical(r.exporter);
+                            if raw {
+                                names.add(Some(exporter));
+                                names.add(r.src_addr);
+                                names.add(r.dst_addr);
+                                raw_rows.push(RawRow {
+                                    ts,
+                                    exporter,
+                                    rec: r,
+                                    bytes,
+                                    packets,
+                                });
+                            }
+                            let key = RollKey {
+                                minute: ts - ts.rem_euclid(60_000),
+                                exporter,
+                                src: r.src_addr.map(crate::metrics::canonical),
+                                dst: r.dst_addr.map(crate::metrics::canonical),
+                                sport: r.src_port.unwrap_or(0),
+                                dport: r.dst_port.unwrap_or(0),
+                                proto: r.protocol.unwrap_or(0),
+                                in_if: r.input_if.unwrap_or(0),
+                                out_if: r.output_if.unwrap_or(0),
+                            };
+                            let e = rollups.entry(key).or_default();
+                            e.0 = e.0.saturating_add(bytes);
+                            e.1 = e.1.saturating_add(packets);
+                            e.2 += 1;
+                        }
+                    }
+                    StoreMsg::Counters { rows, .. } => {
+                        for c in rows {
+                            insert_counter(&mut ins_ctr, c)?;
+                            n_counters += 1;
+                        }
+                    }
+                    StoreMsg::Log(l) => logs.push(l),
+                }
+            }
+            // Logs go one row per statement: batching them (with their full-text entries) measured slower.
+            for l in &logs {
+                insert_log(&mut ins_log, l)?;
+                let id = tx.last_insert_rowid();
+                ins_fts.execute(params![id, l.msg])?;
+            }
+            n_logs += logs.len() as u64;
+            // Raw flows go in FLOW_ROWS_PER_INSERT rows per statement (far fewer VM round trips per row).
+            let mut many = tx.prepare_cached(&many_flows_sql())?;
+            let mut chunks = raw_rows.chunks_exact(FLOW_ROWS_PER_INSERT);
+            for chunk in &mut chunks {
+                for (i, row) in chunk.iter().enumerate() {
+                    bind_flow(&mut many, i * FLOW_COLUMNS, row, &names)?;
+                }
+                many.raw_execute()?;
+            }
+            for row in chunks.remainder() {
+                bind_flow(&mut ins_flow, 0, row, &names)?;
+                ins_flow.raw_execute()?;
+            }
+            n_flows += raw_rows.len() as u64;
+            if !raw_rows.is_empty() {
+                // Rows of one statement sequence get consecutive rowids (one writer, appends only).
+                let last = tx.last_insert_rowid();
+                let first = last - raw_rows.len() as i64 + 1;
+                let newest = batch
+                    .iter()
+                    .filter_map(|m| match m {
+                        StoreMsg::Flows { received_ms, .. } => Some(*received_ms),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                tx.execute(
+                    "INSERT INTO flow_blocks VALUES (?1, ?2, ?3) ON CONFLICT(minute) DO UPDATE SET \
+                     first_id = MIN(first_id, excluded.first_id), last_id = MAX(last_id, excluded.last_id)",
+                    params![newest - newest.rem_euclid(60_000), first, last],
+                )?;
+            }
+            let mut up = tx.prepare_cached(
+                "INSERT INTO rollups VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT DO UPDATE SET \
+                 bytes = bytes + excluded.bytes, packets = packets + excluded.packets, flows = flows + excluded.flows",
+            )?;
+            for (k, (b, p, f)) in &rollups {
+                names.add(Some(k.exporter));
+                names.add(k.src);
+                names.add(k.dst);
+                up.execute(params![
+                    k.minute,
+                    names.get(k.exporter),
+                    k.src.map_or("", |a| names.get(a)),
+                    k.dst.map_or("", |a| names.get(a)),
+                    k.sport,
+                    k.dport,
+                    k.proto,
+                    k.in_if,
+                    k.out_if,
+                    clamp(*b),
+                    clamp(*p),
+                    clamp(*f),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        for (table, n) in [
+            ("flows", n_flows),
+            ("rollups", rollups.len() as u64),
+            ("counters", n_counters),
+            ("logs", n_logs),
+        ] {
+            if n > 0 {
+                self.metrics
+                    .store_rows
+                    .get_or_create(&Kind { kind: table })
+                    .inc_by(n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes data older than its age limit, then the oldest data while the store is over its size cap, and
+    /// hands free pages back to the filesystem. Errors are logged (and counted), never fatal.
+    pub fn run_retention(&mut self, now_ms: i64) {
+        if let Err(e) = self.enforce_age(now_ms) {
+            self.note_retention_error(&e);
+        }
+        self.enforce_size(now_ms, 0.85);
+        self.update_size_metrics();
+    }
+
+    fn note_retention_error(&self, e: &rusqlite::Error) {
+        let f = WriteFailure::of(e);
+        self.metrics
+            .store_errors
+            .get_or_create(&Kind { kind: f.label() })
+            .inc();
+        tracing::warn!(error = %e, "retention failed; will retry");
+    }
+
+    fn enforce_age(&mut self, now_ms: i64) -> Result<(), rusqlite::Error> {
+        let l = self.limits.clone();
+        for (table, col, age) in [
+            ("flows", "ts", l.flows_raw),
+            ("rollups", "minute", l.flows_rollup),
+            ("counters", "ts", l.counters),
+            ("logs", "received", l.logs),
+        ] {
+            let cutoff = now_ms - age.as_millis() as i64;
+            let n = self.delete_before(table, col, cutoff)?;
+            if n > 0 {
+                self.metrics
+                    .retention_deleted
+                    .get_or_create(&Deleted {
+                        table,
+                        reason: "age",
+                    })
+                    .inc_by(n);
+                tracing::debug!(table, rows = n, "retention by age");
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes rows of `table` with `col < cutoff`, in chunks; returns how many.
+    fn delete_before(
+        &mut self,
+        table: &'static str,
+        col: &str,
+        cutoff: i64,
+    ) -> Result<u64, rusqlite::Error> {
+        let mut total = 0u64;
+        loop {
+            let tx = self.conn.transaction()?;
+            let n = if table == "logs" {
+                let max_id: Option<i64> = tx.query_row(
+                    "SELECT MAX(id) FROM (SELECT id FROM logs WHERE received < ?1 ORDER BY received LIMIT ?2)",
+                    params![cutoff, DELETE_CHUNK],
+                    |r| r.get(0),
+                )?;
+                match max_id {
+                    None => 0,
+                    Some(id) => {
+                        tx.execute(
+                            "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM logs WHERE received < ?1 AND id <= ?2)",
+                            params![cutoff, id],
+                        )?;
+                        tx.execute(
+                            "DELETE FROM logs WHERE received < ?1 AND id <= ?2",
+                            params![cutoff, id],
+                        )?
+                    }
+                }
+            } else if table == "flows" {
+                // Whole receive minutes that ended before the cutoff (a flow's time is never after its receipt).
+                let upto: Option<i64> = tx.query_row(
+                    "SELECT MAX(last_id) FROM flow_blocks WHERE minute + 60000 <= ?1",
+                    params![cutoff],
+                    |r| r.get(0),
+                )?;
+                let min: Option<i64> =
+                    tx.query_row("SELECT MIN(rowid) FROM flows", [], |r| r.get(0))?;
+                match (upto, min) {
+                    (Some(upto), Some(min)) if min <= upto => {
+                        let end = upto.min(min + DELETE_CHUNK - 1);
+                        let n = tx.execute("DELETE FROM flows WHERE rowid <= ?1", params![end])?;
+                        tx.execute("DELETE FROM flow_blocks WHERE last_id <= ?1", params![end])?;
+                        n.max(1)
+                    }
+                    (Some(_), _) => {
+                        tx.execute(
+                            "DELETE FROM flow_blocks WHERE minute + 60000 <= ?1",
+                            params![cutoff],
+                        )?;
+                        0
+                    }
+                    _ => 0,
+                }
+            } else if table == "rollups" {
+                tx.execute(
+                    "DELETE FROM rollups WHERE minute < ?1 AND minute IN \
+                     (SELECT DISTINCT minute FROM rollups WHERE minute < ?1 ORDER BY minute LIMIT 5)",
+                    params![cutoff],
+                )?
+            } else {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {col} < ?1 LIMIT ?2)"
+                    ),
+                    params![cutoff, DELETE_CHUNK],
+                )?
+            };
+            tx.commit()?;
+            total += n as u64;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Live bytes (pages in use) of the database.
+    fn used_bytes(&self) -> Result<u64, rusqlite::Error> {
+        let page: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let count: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        Ok(((count - free).max(0) * page) as u64)
+    }
+
+    /// While live data exceeds the budget, deletes the oldest slice of the table whose oldest row is furthest
+    /// into its retention window (so every kind of data shrinks in proportion to how long it is kept), until
+    /// it is under `target` × budget. Then returns free pages to the filesystem.
+    fn enforce_size(&mut self, now_ms: i64, target: f64) {
+        let budget = self.limits.data_budget();
+        let mut deleted_any = false;
+        for _round in 0..64 {
+            let used = match self.used_bytes() {
+                Ok(u) => u,
+                Err(e) => {
+                    self.note_retention_error(&e);
+                    return;
+                }
+            };
+            let limit = if deleted_any || target < 0.85 {
+                (budget as f64 * target) as u64
+            } else {
+                (budget as f64 * 0.9) as u64
+            };
+            if used <= limit {
+                break;
+            }
+            match self.delete_oldest_slice(now_ms) {
+                Ok(true) => deleted_any = true,
+                Ok(false) => break,
+                Err(e) => {
+                    self.note_retention_error(&e);
+                    break;
+                }
+            }
+        }
+        if deleted_any {
+            tracing::info!(
+                max_bytes = self.limits.max_bytes,
+                "retention by size removed the oldest data"
+            );
+        }
+        // Return free pages to the filesystem, a bounded amount at a time.
+        if let Err(e) = self.incremental_vacuum(4096) {
+            tracing::debug!(error = %e, "incremental vacuum failed");
+        }
+        if deleted_any {
+            if let Err(e) = checkpoint(&self.conn) {
+                tracing::debug!(error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// A large batch can grow the WAL past its share of the cap; checkpoint and truncate it then.
+    fn bound_wal(&self) {
+        let mut p = self.path.clone().into_os_string();
+        p.push("-wal");
+        let wal = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        if wal > self.limits.wal_reserve() {
+            if let Err(e) = checkpoint(&self.conn) {
+                tracing::debug!(error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// `PRAGMA incremental_vacuum` frees one page per step: step it to the end.
+    fn incremental_vacuum(&self, pages: u32) -> Result<(), rusqlite::Error> {
+        let mut st = self
+            .conn
+            .prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
+        Ok(())
+    }
+
+    fn delete_oldest_slice(&mut self, now_ms: i64) -> Result<bool, rusqlite::Error> {
+        let l = self.limits.clone();
+        let mut best: Option<(f64, &'static str, &'static str, i64)> = None;
+        for (table, col, age) in [
+            ("flows", "ts", l.flows_raw),
+            ("rollups", "minute", l.flows_rollup),
+            ("counters", "ts", l.counters),
+            ("logs", "received", l.logs),
+        ] {
+            let (min_table, min_col) = if table == "flows" {
+                ("flow_blocks", "minute")
+            } else {
+                (table, col)
+            };
+            let oldest: Option<i64> = self.conn.query_row(
+                &format!("SELECT MIN({min_col}) FROM {min_table}"),
+                [],
+                |r| r.get(0),
+            )?;
+            if let Some(o) = oldest {
+                let frac = (now_ms - o).max(1) as f64 / age.as_millis().max(1) as f64;
+                if best.is_none_or(|(f, ..)| frac > f) {
+                    best = Some((frac, table, col, o));
+                }
+            }
+        }
+        let Some((_, table, col, oldest)) = best else {
+            return Ok(false);
+        };
+        let span = (now_ms - oldest).max(0);
+        let cutoff = oldest + (span / 10).max(60_000);
+        let n = self.delete_before(table, col, cutoff)?;
+        if n > 0 {
+            self.metrics
+                .retention_deleted
+                .get_or_create(&Deleted {
+                    table,
+                    reason: "size",
+                })
+                .inc_by(n);
+        }
+        Ok(n > 0)
+    }
+
+    fn update_size_metrics(&self) {
+        let mut file = 0u64;
+        for suffix in ["", "-wal"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            if let Ok(md) = std::fs::metadata(&p) {
+                file += md.len();
+            }
+        }
+        self.metrics.store_file_bytes.set(file as i64);
+        if let Ok(u) = self.used_bytes() {
+            self.metrics.store_used_bytes.set(u as i64);
+        }
+    }
+}
+
+const FLOW_COLUMNS: usize = 16;
+const FLOW_ROWS_PER_INSERT: usize = 64;
+
+/// One raw flow row waiting for insertion.
+struct RawRow<'a> {
+    ts: i64,
+    exporter: IpAddr,
+    rec: &'a FlowRecord,
+    bytes: u64,
+    packets: u64,
+}
+
+fn many_flows_sql() -> String {
+    let one = format!("({})", vec!["?"; FLOW_COLUMNS].join(","));
+    format!(
+        "INSERT INTO flows (ts, exporter, domain, kind, src, dst, sport, dport, proto, tcp_flags, bytes, packets, \
+         in_if, out_if, rate, vlan) VALUES {}",
+        vec![one; FLOW_ROWS_PER_INSERT].join(",")
+    )
+}
+
+/// Binds one raw flow at parameter offset `base` (0-based; parameters are 1-based).
+fn bind_flow(
+    st: &mut rusqlite::CachedStatement<'_>,
+    base: usize,
+    row: &RawRow<'_>,
+    names: &AddrText,
+) -> Result<(), rusqlite::Error> {
+    let r = row.rec;
+    st.raw_bind_parameter(base + 1, row.ts)?;
+    st.raw_bind_parameter(base + 2, names.get(row.exporter))?;
+    st.raw_bind_parameter(base + 3, r.observation_domain)?;
+    st.raw_bind_parameter(base + 4, kind_code(r.protocol_source))?;
+    st.raw_bind_parameter(base + 5, r.src_addr.map(|a| names.get(a)))?;
+    st.raw_bind_parameter(base + 6, r.dst_addr.map(|a| names.get(a)))?;
+    st.raw_bind_parameter(base + 7, r.src_port)?;
+    st.raw_bind_parameter(base + 8, r.dst_port)?;
+    st.raw_bind_parameter(base + 9, r.protocol)?;
+    st.raw_bind_parameter(base + 10, r.tcp_flags)?;
+    st.raw_bind_parameter(base + 11, clamp(row.bytes))?;
+    st.raw_bind_parameter(base + 12, clamp(row.packets))?;
+    st.raw_bind_parameter(base + 13, r.input_if)?;
+    st.raw_bind_parameter(base + 14, r.output_if)?;
+    st.raw_bind_parameter(base + 15, r.sampling_rate.unwrap_or(1))?;
+    st.raw_bind_parameter(base + 16, r.vlan)?;
+    Ok(())
+}
+
+/// Checkpoints the WAL into the database and truncates it.
+fn checkpoint(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Numeric code of the wire protocol stored in `flows.kind`.
+pub fn kind_code(p: yagura_flow::FlowProtocol) -> i64 {
+    match p {
+        yagura_flow::FlowProtocol::Sflow5 => 1,
+        yagura_flow::FlowProtocol::NetflowV5 => 5,
+        yagura_flow::FlowProtocol::NetflowV9 => 9,
+        yagura_flow::FlowProtocol::Ipfix => 10,
+    }
+}
+
+fn insert_counter(
+    st: &mut rusqlite::CachedStatement<'_>,
+    c: &CounterRow,
+) -> Result<(), rusqlite::Error> {
+    st.execute(params![
+        c.ts_ms,
+        crate::metrics::canonical(c.exporter).to_string(),
+        c.if_index,
+        clamp(c.if_speed),
+        clamp(c.in_octets),
+        clamp(c.out_octets),
+        clamp(c.in_packets),
+        clamp(c.out_packets),
+        c.in_errors,
+        c.out_errors,
+        c.in_discards,
+        c.out_discards,
+        c.oper_up,
+    ])?;
+    Ok(())
+}
+
+fn insert_log(st: &mut rusqlite::CachedStatement<'_>, l: &LogRow) -> Result<(), rusqlite::Error> {
+    st.execute(params![
+        l.received_ms,
+        l.ts_ms,
+        crate::metrics::canonical(l.peer).to_string(),
+        l.transport,
+        l.host,
+        l.app,
+        l.proc_id,
+        l.msg_id,
+        l.facility,
+        l.severity,
+        l.format,
+        l.malformed,
+        l.msg,
+        l.raw,
+    ])?;
+    Ok(())
+}
