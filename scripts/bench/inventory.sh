@@ -22,7 +22,12 @@ state = {"version": 4, "terraform_version": "1.11.0", "serial": 1, "lineage": "b
          "outputs": {k: {"value": v, "type": "dynamic"} for k, v in out.items()}}
 json.dump(state, open(sys.argv[1], "w"))
 PY
-# Both commands print the same groups and _meta.hostvars; hyperfine times them side by side (process start included).
+# Both commands must print the same groups and _meta.hostvars; then hyperfine times them side by side
+# (process start included).
+"$bin" inventory --list -w big --state-file "$dir/state.json" >"$dir/yagura.json"
+python3 scripts/bench/inventory_py.py "$dir/state.json" >"$dir/python.json"
+python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); sys.exit(0 if a == b else "outputs differ")' \
+    "$dir/yagura.json" "$dir/python.json"
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 hyperfine -N --warmup 3 --runs "$runs" \
     -n yagura "$bin inventory --list -w big --state-file $dir/state.json" \

@@ -27,13 +27,29 @@ def main(path: str) -> None:
     inv[g("servers")] = {"children": [g("edges"), g("masters"), g("workers")]}
     first = next((n for n in nodes if n["role"] == "master"), None)
     inv[g("delegate")] = {"hosts": [first["name"]] if first else [], "vars": {"workspace": cluster}}
+    jump = first["global_address"] if first else None
     for n in nodes:
         v = {"ansible_host": n["global_address"] or n["internal_address"], "internal_address": n["internal_address"],
              "internal_ip": n["internal_address"], "global_address": n["global_address"], "role": n["role"],
              "index": n["index"], "cluster": cluster, "server_id": n.get("id")}
-        if n["role"] in ("router", "edge"):
-            v["bgp_peers"] = [s for s in bgp["sessions"] if n["name"] in (s["edge"], s["router"])]
+        if n["role"] == "worker" and jump:
+            v["ansible_ssh_common_args"] = f"-o ProxyJump={jump}"
+        if n["role"] == "router":
+            v["bgp_asn"] = bgp["router_asn"]
+            v["bgp_peers"] = [{"address": s["edge_address"], "asn": bgp["cluster_asn"], "bfd": s["bfd"],
+                               "local_address": s["router_address"], "name": s["edge"]}
+                              for s in bgp["sessions"] if s["router"] == n["name"]]
+        if n["role"] == "edge":
+            v["bgp_asn"] = bgp["cluster_asn"]
+            v["bgp_peers"] = [{"address": s["router_address"], "asn": bgp["router_asn"], "bfd": s["bfd"],
+                               "local_address": s["edge_address"], "name": s["router"]}
+                              for s in bgp["sessions"] if s["edge"] == n["name"]]
         hostvars[n["name"]] = v
+    inv[cluster] = {"children": [g("routers"), g("servers"), g("delegate")],
+                    "vars": {"api_vip": out["api_vip"]["value"], "cluster": cluster, "env": out["env"]["value"],
+                             "pools": {name: p["range"] for name, p in pools.items()}, "workspace": cluster}}
+    for plural in ["delegate", "edges", "masters", "routers", "servers", "workers"]:
+        inv[plural] = {"children": [g(plural)]}
     inv["_meta"] = {"hostvars": hostvars}
     json.dump(inv, sys.stdout, indent=2)
     print()
