@@ -18,7 +18,8 @@ for t in nginx wrk openssl python3; do command -v "$t" >/dev/null || { echo "mis
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -q -p yagura
 cargo build --release -q -p yagura-gate --example mint_session
-YAGURA="$CARGO_TARGET_DIR/release/yagura"
+# YAGURA=PATH benchmarks another build of the binary (e.g. a copy of an older one) against the same nginx.
+YAGURA="${YAGURA:-$CARGO_TARGET_DIR/release/yagura}"
 MINT="$CARGO_TARGET_DIR/release/examples/mint_session"
 
 work="$(mktemp -d)"

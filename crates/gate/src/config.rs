@@ -74,6 +74,9 @@ pub struct Listen {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Serving threads, each with its own runtime and `SO_REUSEPORT` HTTPS listener (one per core when unset).
+    #[serde(default)]
+    pub workers: Option<std::num::NonZeroUsize>,
 }
 
 /// `[[certificates]]`.

@@ -26,6 +26,7 @@ pub mod session;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod worker;
 
 pub use config::GateConfig;
 pub use server::{run_blocking, start, GateError, Running};

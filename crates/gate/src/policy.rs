@@ -276,35 +276,26 @@ const IDENTITY_HEADERS: &[&str] = &[
 
 /// True when a header (any spelling) claims an identity, or is one of the `extra` names from the config.
 pub fn is_identity_header(name: &str, extra: &[String]) -> bool {
-    let n: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    IDENTITY_HEADERS.iter().any(|h| {
-        if h.ends_with('-') {
-            n.starts_with(h)
+    // Compared byte by byte with `_` read as `-` and ASCII case folded (no allocation per header).
+    fn fold(c: u8) -> u8 {
+        if c == b'_' {
+            b'-'
         } else {
-            n == *h
+            c.to_ascii_lowercase()
         }
-    }) || extra.iter().any(|e| {
-        let e: String = e
-            .chars()
-            .map(|c| {
-                if c == '_' {
-                    '-'
-                } else {
-                    c.to_ascii_lowercase()
-                }
-            })
-            .collect();
-        n == e
-    })
+    }
+    fn same(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| fold(*x) == fold(*y))
+    }
+    let n = name.as_bytes();
+    IDENTITY_HEADERS.iter().any(|h| {
+        let h = h.as_bytes();
+        if h.ends_with(b"-") {
+            n.len() >= h.len() && same(&n[..h.len()], h)
+        } else {
+            same(n, h)
+        }
+    }) || extra.iter().any(|e| same(n, e.as_bytes()))
 }
 
 #[cfg(test)]

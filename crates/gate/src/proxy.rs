@@ -167,9 +167,14 @@ pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
     let mut found = None;
     for v in cookie_values(headers, name) {
         presented = true;
-        if let Some(s) = st.sealer.open::<Session>(name, v) {
+        let opened = st.opened.get(v).or_else(|| {
+            let s = Arc::new(st.sealer.open::<Session>(name, v)?);
+            st.opened.put(v, Arc::clone(&s));
+            Some(s)
+        });
+        if let Some(s) = opened {
             if !s.expired(now) {
-                found = Some(s);
+                found = Some(Session::clone(&s));
                 break;
             }
         }
@@ -433,7 +438,7 @@ async fn route_request(
         );
     };
     let label = route.name.clone();
-    let read = read_session(st, req.headers()).await;
+    let mut read = read_session(st, req.headers()).await;
     let decision = route.decide(read.session.as_ref().map(|s| &s.who));
     let browser = is_browser(&req);
     let mut res = match decision {
@@ -483,7 +488,7 @@ async fn route_request(
                 &pool,
                 &host,
                 &path,
-                read.session.clone(),
+                read.session.take(),
             )
             .await
         }
@@ -602,6 +607,9 @@ fn strip_response_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Largest response body (with a `Content-Length`) read whole before the response is sent on.
+const BUFFER_MAX: u64 = 64 * 1024;
+
 fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -637,7 +645,7 @@ async fn forward(
         );
     }
     let upgrade = is_upgrade(&req);
-    let headers = upstream_headers(st, req.headers(), peer, host, session.as_ref(), upgrade);
+    let mut headers = upstream_headers(st, req.headers(), peer, host, session.as_ref(), upgrade);
     let query = req.uri().query().map(str::to_string);
     let method = req.method().clone();
     if upgrade {
@@ -684,17 +692,33 @@ async fn forward(
         *out.method_mut() = method.clone();
         *out.uri_mut() = uri;
         *out.version_mut() = Version::HTTP_11;
-        *out.headers_mut() = headers.clone();
+        *out.headers_mut() = if attempt + 1 == attempts {
+            std::mem::take(&mut headers)
+        } else {
+            headers.clone()
+        };
         set_host(out.headers_mut(), pool, &up, host);
         if attempt > 0 {
             st.metrics.retry(&route.name);
         }
-        match tokio::time::timeout(pool.timeout, pool.client.request(out)).await {
+        match tokio::time::timeout(pool.timeout, pool.client().request(out)).await {
             Ok(Ok(res)) => {
                 let (mut parts, b) = res.into_parts();
                 strip_response_hop(&mut parts.headers, false);
                 parts.version = Version::HTTP_11;
-                return Response::from_parts(parts, b.map_err(Into::into).boxed_unsync());
+                // A small body of known length is read whole first (as nginx's proxy buffering does), so the
+                // head and the body leave in one TLS record and one write instead of two.
+                let small = method != Method::HEAD
+                    && !matches!(parts.status.as_u16(), 100..=199 | 204 | 304)
+                    && b.size_hint().exact().is_some_and(|n| n <= BUFFER_MAX);
+                if !small {
+                    return Response::from_parts(parts, b.map_err(Into::into).boxed_unsync());
+                }
+                return match tokio::time::timeout(pool.timeout, b.collect()).await {
+                    Ok(Ok(c)) => Response::from_parts(parts, full(c.to_bytes())),
+                    Ok(Err(e)) => bad_gateway(&route.name, &crate::httpc::error_chain(&e)),
+                    Err(_) => bad_gateway(&route.name, "response body not read in time"),
+                };
             }
             Ok(Err(e)) => {
                 last = crate::httpc::error_chain(&e);

@@ -2,11 +2,16 @@
 //! listener that redirects to HTTPS, the metrics listener, the certificate watcher, health checks, SIGHUP reloads
 //! (an invalid new config is logged and counted; the old one stays) and the drain on shutdown.
 //!
+//! The HTTPS side runs nginx's model: one serving thread per core (`listen.workers`), each a current-thread
+//! tokio runtime with its own `SO_REUSEPORT` listener, so the kernel spreads connections over the threads and a
+//! request — TLS, policy, the upstream exchange on that thread's keep-alive pool — never leaves its thread.
+//!
 //! ```text
 //!  SIGHUP ─► reload task ──(new State)──► ArcSwap<State> ◄── every request
 //!                 │                            ▲
 //!  cert watcher ──┴─► ArcSwap<CertStore> ◄─ SNI resolver (TLS handshakes)
-//!  accept loops (https, http) ─► per-connection tasks (graceful watcher) ─► proxy::handle
+//!  https accept loop × workers (one per thread) ─► per-connection tasks (graceful watcher) ─► proxy::handle
+//!  http accept loop (redirects), metrics, health checks, reloads: on the main runtime
 //! ```
 
 use crate::config::GateConfig;
@@ -92,6 +97,56 @@ fn cert_files(cfg: &GateConfig) -> Vec<CertFiles> {
         .collect()
 }
 
+/// An HTTPS listener with `SO_REUSEPORT`, so every serving thread can have its own on the same address.
+fn bind_shared(addr: SocketAddr) -> Result<TcpListener, GateError> {
+    let listen = |addr: SocketAddr| {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.set_reuseaddr(true)?;
+        sock.set_reuseport(true)?;
+        sock.bind(addr)?;
+        sock.listen(1024)
+    };
+    listen(addr).map_err(|source| GateError::Listen { addr, source })
+}
+
+/// Runs serving thread `i`: a current-thread runtime accepting on `listener` until shutdown and drained.
+/// The receiver resolves when the thread is done.
+fn spawn_worker(
+    i: usize,
+    listener: std::net::TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<ArcSwap<State>>,
+    drain: Duration,
+    shutdown: CancellationToken,
+) -> Result<tokio::sync::oneshot::Receiver<()>, GateError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(GateError::Runtime)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("gate-{i}"))
+        .spawn(move || {
+            crate::worker::set(i);
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => accept_https(l, acceptor, state, drain, shutdown).await,
+                    Err(e) => {
+                        tracing::error!(worker = i, error = %e, "cannot use the HTTPS listener")
+                    }
+                }
+            });
+            drop(rt);
+            let _ = tx.send(());
+        })
+        .map_err(GateError::Runtime)?;
+    Ok(rx)
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, GateError> {
     TcpListener::bind(addr)
         .await
@@ -128,8 +183,21 @@ pub async fn start(
         tracing::warn!("{}", loaded.warnings.trim_end());
     }
     let cfg = loaded.config;
-    let https = bind(cfg.listen.https).await?;
+    let workers = cfg
+        .listen
+        .workers
+        .map_or_else(crate::worker::default_count, std::num::NonZeroUsize::get);
+    let https = bind_shared(cfg.listen.https)?;
     let https_addr = https.local_addr().map_err(GateError::Runtime)?;
+    // The other serving threads' listeners, on the address actually bound (the port may have been 0).
+    let mut more_https = Vec::with_capacity(workers - 1);
+    for _ in 1..workers {
+        more_https.push(
+            bind_shared(https_addr)?
+                .into_std()
+                .map_err(GateError::Runtime)?,
+        );
+    }
     let port = cfg.listen.public_https_port.unwrap_or(https_addr.port());
     let http = match cfg.listen.http {
         Some(a) => Some(bind(a).await?),
@@ -151,14 +219,25 @@ pub async fn start(
     let cert_interval = cfg.listen.cert_check_interval;
     let drain = cfg.listen.drain_timeout;
     let listen = cfg.listen.clone();
-    let st = Arc::new(State::build(cfg, port, gm.clone(), &shutdown)?);
+    let st = Arc::new(State::build(cfg, workers, port, gm.clone(), &shutdown)?);
     let ready = Arc::new(AtomicBool::new(false));
     spawn_health(&st, &ready);
     let state = Arc::new(ArcSwap::new(st));
 
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
-    // HTTPS (drains its connections itself after shutdown).
+    // HTTPS, one accept loop per serving thread (each drains its connections itself after shutdown).
+    let mut workers_done = Vec::with_capacity(more_https.len());
+    for (i, l) in more_https.into_iter().enumerate() {
+        workers_done.push(spawn_worker(
+            i + 1,
+            l,
+            acceptor.clone(),
+            Arc::clone(&state),
+            drain,
+            shutdown.clone(),
+        )?);
+    }
     let main = tokio::spawn(accept_https(
         https,
         acceptor,
@@ -228,7 +307,9 @@ pub async fn start(
                     _ = tok.cancelled() => return,
                     m = reload.recv() => if m.is_none() { return },
                 }
-                let ok = reload_once(&path, &state, &certs, &ready, &listen, port, &gm, &tok);
+                let ok = reload_once(
+                    &path, &state, &certs, &ready, &listen, workers, port, &gm, &tok,
+                );
                 runtime.reload(ok);
             }
         }));
@@ -236,6 +317,9 @@ pub async fn start(
 
     let done = tokio::spawn(async move {
         let _ = main.await;
+        for w in workers_done {
+            let _ = w.await;
+        }
         for t in tasks {
             t.abort();
         }
@@ -256,6 +340,7 @@ fn reload_once(
     certs: &CertHolder,
     ready: &Arc<AtomicBool>,
     listen: &crate::config::Listen,
+    workers: usize,
     port: u16,
     gm: &GateMetrics,
     shutdown: &CancellationToken,
@@ -270,8 +355,11 @@ fn reload_once(
     if cfg.listen.https != listen.https
         || cfg.listen.http != listen.http
         || cfg.listen.metrics != listen.metrics
+        || cfg.listen.workers != listen.workers
     {
-        tracing::warn!("listener addresses changed; they take effect at the next restart");
+        tracing::warn!(
+            "listener addresses or workers changed; they take effect at the next restart"
+        );
     }
     let files = cert_files(&cfg);
     let new_certs = if certs.load().same_files(&files) {
@@ -286,7 +374,7 @@ fn reload_once(
         }
     };
     let port = cfg.listen.public_https_port.unwrap_or(port);
-    let st = match State::build(cfg, port, gm.clone(), shutdown) {
+    let st = match State::build(cfg, workers, port, gm.clone(), shutdown) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!(error = %e, "reload refused, the running config stays in force");
@@ -423,12 +511,14 @@ async fn accept_http(
     }
 }
 
-/// `yagura gate --config FILE`: logs, signals, start, serve until SIGTERM, drain. Blocks.
+/// `yagura gate --config FILE`: logs, signals, start, serve until SIGTERM, drain. Blocks. The main thread is
+/// serving thread 0 (a current-thread runtime that also runs reloads, health checks and metrics); [`start`]
+/// adds one thread per further worker.
 pub fn run_blocking(path: &Path, log: yagura_daemon::log::LogFormat) -> Result<(), GateError> {
     yagura_daemon::log::init(log);
     // Fail before starting anything when the file is invalid.
     yagura_daemon::config::load::<GateConfig>(path)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(GateError::Runtime)?;

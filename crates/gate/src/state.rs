@@ -9,7 +9,7 @@ use crate::httpc::Fetch;
 use crate::metrics::GateMetrics;
 use crate::oidc::Oidc;
 use crate::policy::RouteTable;
-use crate::session::{KeyError, Sealer};
+use crate::session::{KeyError, Sealer, Session};
 use crate::tls::{client_config, TlsError};
 use crate::upstream::Pool;
 use std::collections::BTreeSet;
@@ -66,6 +66,46 @@ pub struct State {
     /// Membership re-checks in flight or just done, by session id, so a page loading fifty assets when its
     /// session turns stale asks the provider once.
     pub rechecks: Rechecks,
+    /// Session cookies already opened (decrypted and parsed), by sealed value, one map per serving thread.
+    pub opened: Opened,
+}
+
+/// Sessions already opened, by their sealed cookie value: opening is deterministic for a key set, and a
+/// generation's keys never change, so a hit is exactly what opening again would give (expiry and membership
+/// staleness are still checked on every request). One map per serving thread, each bounded (cleared when full).
+#[derive(Debug)]
+pub struct Opened(Box<[OpenedShard]>);
+
+/// One serving thread's opened sessions.
+type OpenedShard = std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<Session>>>;
+
+/// Entries kept per serving thread before the map is cleared.
+const OPENED_MAX: usize = 2048;
+
+impl Opened {
+    /// For `workers` serving threads.
+    pub fn new(workers: usize) -> Self {
+        Self((0..workers.max(1)).map(|_| Default::default()).collect())
+    }
+
+    fn shard(&self) -> &OpenedShard {
+        &self.0[crate::worker::index(self.0.len())]
+    }
+
+    /// The session sealed as `sealed`, if it was opened before.
+    pub fn get(&self, sealed: &str) -> Option<Arc<Session>> {
+        self.shard().lock().ok()?.get(sealed).cloned()
+    }
+
+    /// Remembers that `sealed` opens to `s`.
+    pub fn put(&self, sealed: &str, s: Arc<Session>) {
+        if let Ok(mut m) = self.shard().lock() {
+            if m.len() >= OPENED_MAX {
+                m.clear();
+            }
+            m.insert(sealed.into(), s);
+        }
+    }
 }
 
 /// One slot per session id holding the latest re-checked session.
@@ -116,9 +156,10 @@ pub fn origin(host: &str, port: u16) -> String {
 }
 
 impl State {
-    /// Compiles `cfg`; `signer` is reused when given (the key file did not change).
+    /// Compiles `cfg` for `workers` serving threads.
     pub fn build(
         cfg: GateConfig,
+        workers: usize,
         port: u16,
         metrics: GateMetrics,
         shutdown: &CancellationToken,
@@ -126,7 +167,7 @@ impl State {
         let routes = RouteTable::new(&cfg.routes);
         let mut pools = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
-            pools.push(Arc::new(Pool::new(r)?));
+            pools.push(Arc::new(Pool::new(r, workers)?));
         }
         let sealer = Sealer::from_file(Path::new(cfg.cookie_secret_file.as_str()))?;
         let signer = match &cfg.signing_key_file {
@@ -201,6 +242,7 @@ impl State {
             stop: shutdown.child_token(),
             shutdown: shutdown.clone(),
             rechecks: Rechecks::default(),
+            opened: Opened::new(workers),
             cfg,
         })
     }

@@ -1,6 +1,7 @@
 //! Upstreams of a route: round robin over the healthy ones, active health checks with rise/fall thresholds,
 //! passive marking on connection failures, and the pooled hyper clients (HTTP/1.1 and HTTP/2 over ALPN for
-//! `https`; a separate HTTP/1.1-only client for websocket upgrades).
+//! `https`; a separate HTTP/1.1-only client for websocket upgrades). Each serving thread has its own keep-alive
+//! pool, so a request is written and answered on the thread that accepted it (no cross-thread wake-ups).
 
 use crate::config::{HealthCheck, RouteConfig};
 use crate::httpc::connector;
@@ -86,8 +87,8 @@ pub struct Pool {
     pub route: String,
     upstreams: Vec<Arc<Upstream>>,
     next: AtomicUsize,
-    /// Pooled client (HTTP/1.1, HTTP/2 by ALPN).
-    pub client: UpClient,
+    /// Pooled clients (HTTP/1.1, HTTP/2 by ALPN), one per serving thread ([`Pool::client`]).
+    clients: Box<[UpClient]>,
     /// HTTP/1.1-only client for upgrades.
     pub ws_client: UpClient,
     /// Response-header deadline.
@@ -107,8 +108,9 @@ fn client(tls: rustls::ClientConfig, connect: Duration, h2: bool) -> UpClient {
 }
 
 impl Pool {
-    /// Builds the pool of a route (clients are created even for routes without upstreams).
-    pub fn new(r: &RouteConfig) -> Result<Self, TlsError> {
+    /// Builds the pool of a route for `workers` serving threads (clients are created even for routes without
+    /// upstreams).
+    pub fn new(r: &RouteConfig, workers: usize) -> Result<Self, TlsError> {
         let ca = r
             .ca_file
             .as_ref()
@@ -123,13 +125,20 @@ impl Pool {
                 .filter_map(|u| Upstream::parse(u).map(Arc::new))
                 .collect(),
             next: AtomicUsize::new(0),
-            client: client(tls, r.connect_timeout, true),
+            clients: (0..workers.max(1))
+                .map(|_| client(tls.clone(), r.connect_timeout, true))
+                .collect(),
             ws_client: client(ws_tls, r.connect_timeout, false),
             timeout: r.timeout,
             retries: r.retries,
             preserve_host: r.preserve_host,
             health: r.health_check.clone(),
         })
+    }
+
+    /// The keep-alive pool of the current serving thread.
+    pub fn client(&self) -> &UpClient {
+        &self.clients[crate::worker::index(self.clients.len())]
     }
 
     /// True when the route has upstreams (else it only serves `/auth`).
@@ -231,7 +240,7 @@ impl Pool {
         else {
             return false;
         };
-        match tokio::time::timeout(h.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(h.timeout, self.client().request(req)).await {
             Ok(Ok(res)) => {
                 let s = res.status();
                 s.is_success() || s.is_redirection()
