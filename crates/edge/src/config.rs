@@ -14,6 +14,8 @@ use yagura_bgp::packet::{Community, LargeCommunity};
 use yagura_config::{fields_of, Diagnostic, EnvName, FilePath, KeyPath};
 use yagura_daemon::DaemonConfig;
 
+use crate::lb::config::{BackendConfig, HealthConfig, ListenerConfig, PoolConfig};
+
 /// The whole `yagura edge` config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EdgeConfig {
@@ -47,6 +49,20 @@ pub struct EdgeConfig {
     /// The addresses to announce.
     #[serde(default)]
     pub vips: Vec<VipConfig>,
+    /// L4 load balancer listeners (`[[listeners]]`).
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    /// L4 load balancer pools (`[[pools]]` with `[pools.health]` and `[[pools.backends]]`).
+    #[serde(default)]
+    pub pools: Vec<PoolConfig>,
+    /// On drain: after the withdrawal and `drain_wait`, how long proxied connections may take to finish
+    /// before the daemon exits anyway (default 30 s).
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -347,6 +363,10 @@ impl DaemonConfig for EdgeConfig {
             ["peers", "bfd"] => fields_of::<BfdOverride>(),
             ["peers", "graceful_restart"] => fields_of::<GracefulRestartConfig>(),
             ["vips"] => fields_of::<VipConfig>(),
+            ["listeners"] => fields_of::<ListenerConfig>(),
+            ["pools"] => fields_of::<PoolConfig>(),
+            ["pools", "health"] => fields_of::<HealthConfig>(),
+            ["pools", "backends"] => fields_of::<BackendConfig>(),
             _ => &[],
         }
     }
@@ -523,6 +543,25 @@ impl DaemonConfig for EdgeConfig {
                         at.key("large_communities").index(j),
                     ));
                 }
+            }
+        }
+        crate::lb::config::validate(&self.listeners, &self.pools, &mut d);
+        for (i, v) in self.vips.iter().enumerate() {
+            if v.announce == AnnounceWhen::Hook
+                && !v.pool.is_empty()
+                && !self.pools.is_empty()
+                && !self.pools.iter().any(|p| p.name == v.pool)
+            {
+                d.push(
+                    Diagnostic::warning(
+                        "unknown-reference",
+                        format!(
+                            "no pool named `{}`: this VIP follows the control API only",
+                            v.pool
+                        ),
+                    )
+                    .at(&root.key("vips").index(i).key("pool")),
+                );
             }
         }
         d

@@ -30,6 +30,7 @@ use crate::bfd::Bfd;
 use crate::config::{AnnounceWhen, EdgeConfig, PeerConfig, VipConfig};
 use crate::control;
 use crate::fsm::{Settings, State};
+use crate::lb::Lb;
 use crate::metrics::Metrics;
 use crate::network::{self, Transport};
 use crate::peer::{self, PeerHandle, PeerSpec, Published};
@@ -56,6 +57,9 @@ pub enum EdgeError {
     /// The VIP interface could not be managed.
     #[error(transparent)]
     Vip(#[from] crate::vip::VipError),
+    /// The load balancer could not start (a listener socket, a CA file).
+    #[error(transparent)]
+    Lb(#[from] crate::lb::LbError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EdgeError {
@@ -184,6 +188,7 @@ struct Instance {
     draining: bool,
     ready: Arc<AtomicBool>,
     started: SystemTime,
+    lb: Lb,
 }
 
 /// Runs the daemon with the config at `path` until it is drained (SIGTERM or the control API).
@@ -197,6 +202,10 @@ pub async fn run(path: &Path) -> Result<(), EdgeError> {
     let mut registry = Registry::default();
     let runtime = RuntimeMetrics::register(&mut registry, "edge");
     let metrics = Arc::new(Metrics::register(&mut registry));
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let mut lb = Lb::new(&mut registry, AnnounceHook::new(cmd_tx.clone()));
+    let prepared = lb.prepare(&cfg.listeners, &cfg.pools, &cfg.vips)?;
+    lb.commit(prepared);
     let registry = Arc::new(registry);
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -226,7 +235,6 @@ pub async fn run(path: &Path) -> Result<(), EdgeError> {
         None
     };
 
-    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
     let (accept_tx, mut accept_rx) = mpsc::channel::<(TcpStream, SocketAddr)>(32);
     let mut listeners = Vec::new();
     for addr in &cfg.listen {
@@ -283,6 +291,7 @@ pub async fn run(path: &Path) -> Result<(), EdgeError> {
         draining: false,
         ready,
         started: SystemTime::now(),
+        lb,
         cfg,
     };
     inst.set_listener_keys(&[]);
@@ -598,6 +607,7 @@ impl Instance {
             "asn": self.cfg.asn,
             "router_id": self.cfg.router_id,
             "draining": self.draining,
+            "pools": self.lb.status(),
             "restarting": self.restarting,
             "started": secs(self.started),
             "sessions": sessions,
@@ -644,6 +654,14 @@ impl Instance {
                 warn!("`{what}` changed; it takes effect at the next start");
             }
         }
+        let prepared = match self.lb.prepare(&new.listeners, &new.pools, &new.vips) {
+            Ok(p) => p,
+            Err(e) => {
+                error!("reload refused, the running config stays in force: {e}");
+                self.runtime.reload(false);
+                return;
+            }
+        };
         let global_changed = new.asn != self.cfg.asn || new.router_id != self.cfg.router_id;
         let old_peers = std::mem::take(&mut self.peers);
         let mut removed = Vec::new();
@@ -675,6 +693,7 @@ impl Instance {
         )
         .await;
         self.cfg = new;
+        self.lb.commit(prepared);
         // The old tasks have released their BFD sessions; start the new and changed ones.
         if self.bfd.is_none()
             && self
@@ -726,6 +745,20 @@ impl Instance {
         }
         info!("withdrawn; waiting before closing the sessions");
         tokio::time::sleep(self.cfg.drain_wait).await;
+        self.lb.stop_accepting();
+        let active = self.lb.active();
+        if active > 0 {
+            info!(active, timeout = ?self.cfg.drain_timeout, "stopped accepting; waiting for proxied connections");
+            let left = self.lb.wait_idle(self.cfg.drain_timeout).await;
+            if left > 0 {
+                warn!(
+                    left,
+                    "drain timeout: closing the remaining proxied connections"
+                );
+            } else {
+                info!("every proxied connection finished");
+            }
+        }
         let peers = std::mem::take(&mut self.peers);
         futures::future::join_all(peers.into_values().map(|h| {
             h.stop(

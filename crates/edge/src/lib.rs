@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod fsm;
 pub mod instance;
+pub mod lb;
 pub mod metrics;
 pub mod network;
 pub mod peer;

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# L4 load balancer benchmark: `yagura edge` vs haproxy (Debian, `mode tcp`), same three nginx backends, same
+# number of threads (2), run one after the other in this one script on 127.0.0.0/8. Not run in CI.
+#
+#   wrk keep-alive and with a new connection per request (`Connection: close`), small (≈ 100 B) and 64 KiB
+#   responses: req/s, p50/p99 latency, CPU seconds of the proxy; then RSS with 10,000 idle connections.
+#
+# Usage: scripts/bench-edge-lb.sh   (DURATION=10s CONNS=64 YAGURA_BIN=target/release/yagura)
+# Needs: nginx, haproxy, wrk, python3 (scripts/deps/apt/edge.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN="$(realpath "${YAGURA_BIN:-${CARGO_TARGET_DIR:-target}/release/yagura}")"
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-64}"
+IDLE="${IDLE:-9000}"  # idle connections for the RSS figure (each takes 2 fds in the proxy: keep 2×IDLE under ulimit -Hn)
+DIR="$(mktemp -d /tmp/yagura-bench-lb.XXXXXX)"
+chmod 0777 "$DIR"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p yagura (or set YAGURA_BIN)" >&2; exit 2; }
+for t in nginx haproxy wrk python3; do command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 2; }; done
+ulimit -n "$(ulimit -Hn)"
+
+# Backends: three nginx on 127.0.0.21-23:18080, /small and /big (64 KiB).
+head -c 65536 /dev/urandom > "$DIR/big"
+for i in 1 2 3; do
+    mkdir -p "$DIR/n$i"
+    cat > "$DIR/n$i.conf" <<NGX
+worker_processes 1;
+pid $DIR/n$i.pid;
+error_log $DIR/n$i.err;
+user root;
+worker_rlimit_nofile 19000;
+events { worker_connections 9000; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/n$i/b; proxy_temp_path $DIR/n$i/p; fastcgi_temp_path $DIR/n$i/f;
+  uwsgi_temp_path $DIR/n$i/u; scgi_temp_path $DIR/n$i/s;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.2$i:18080 reuseport;
+    location = /small { return 200 "hello from backend $i, a small response of about one hundred bytes......\n"; }
+    location = /big { alias $DIR/big; }
+  }
+}
+NGX
+    nginx -c "$DIR/n$i.conf" -p "$DIR" -g 'daemon off;' &
+    PIDS+=($!)
+done
+
+cat > "$DIR/edge.toml" <<TOML
+asn = 65010
+router_id = "198.18.0.10"
+listen = []
+control = "127.0.0.1:19179"
+manage_addresses = false
+drain_wait = "100ms"
+drain_timeout = "1s"
+
+[[listeners]]
+name = "bench"
+address = "127.0.0.30:18443"
+pool = "bench"
+max_connections = 20000
+
+[[pools]]
+name = "bench"
+balance = "round_robin"
+[pools.health]
+kind = "tcp"
+interval = "1s"
+timeout = "500ms"
+rise = 1
+$(for i in 1 2 3; do printf '[[pools.backends]]\nname = "n%s"\naddress = "127.0.0.2%s:18080"\n' $i $i; done)
+TOML
+
+cat > "$DIR/haproxy.cfg" <<HAP
+global
+  nbthread 2
+  maxconn 40000
+defaults
+  mode tcp
+  timeout connect 3s
+  timeout client 1h
+  timeout server 1h
+  maxconn 20000
+frontend fe
+  bind 127.0.0.31:18443
+  default_backend be
+backend be
+  balance roundrobin
+$(for i in 1 2 3; do echo "  server n$i 127.0.0.2$i:18080 check inter 1s"; done)
+HAP
+
+cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+rss() { awk '/VmRSS/{print $2" kB"}' "/proc/$1/status"; }
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://$1/small" && return 0; sleep 0.1; done; echo "no $1" >&2; exit 1; }
+
+idle_rss() { # $1 pid, $2 addr:port → RSS with 10,000 idle client connections
+    python3 - "$2" "$IDLE" <<'PY' &
+import socket, sys, time, resource
+h = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; resource.setrlimit(resource.RLIMIT_NOFILE, (h, h))
+host, port = sys.argv[1].rsplit(':', 1)
+s = []
+for _ in range(int(sys.argv[2])):
+    c = socket.create_connection((host, int(port)))
+    s.append(c)
+open('/tmp/yagura-bench-lb-idle-ready', 'w').close()
+time.sleep(8)
+PY
+    local py=$!
+    for _ in $(seq 1 300); do [ -e /tmp/yagura-bench-lb-idle-ready ] && break; sleep 0.1; done
+    sleep 2
+    echo "  RSS with $IDLE idle connections: $(rss "$1")"
+    rm -f /tmp/yagura-bench-lb-idle-ready
+    wait $py || true
+}
+
+run() { # $1 name, $2 pid, $3 addr
+    local name=$1 pid=$2 addr=$3
+    wait_port "$addr"
+    echo "== $name (pid $pid), RSS idle $(rss "$pid")"
+    for path in small big; do
+        for mode in keepalive close; do
+            local hdr=()
+            [ "$mode" = close ] && hdr=(-H "Connection: close")
+            local c0; c0=$(cpu "$pid")
+            local out; out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${hdr[@]}" "http://$addr/$path")
+            local c1; c1=$(cpu "$pid")
+            local rps; rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+            local p50; p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+            local p99; p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+            local errs; errs=$(awk '/Socket errors|Non-2xx/{print}' <<<"$out" | tr '\n' ' ')
+            echo "  $path $mode: req/s $rps p50 $p50 p99 $p99 cpu $(awk "BEGIN{print $c1-$c0}") s $errs"
+        done
+    done
+    idle_rss "$pid" "$addr"
+}
+
+"$BIN" edge --config "$DIR/edge.toml" >"$DIR/edge.log" 2>&1 &
+EPID=$!; PIDS+=($EPID)
+sleep 1.5
+run "yagura edge" "$EPID" 127.0.0.30:18443
+kill -TERM "$EPID"; wait "$EPID" 2>/dev/null || true
+
+haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy.log" 2>&1 &
+HPID=$!; PIDS+=($HPID)
+sleep 1.5
+run "haproxy $(haproxy -v | head -1 | awk '{print $3}')" "$HPID" 127.0.0.31:18443
+echo "machine: $(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo), $(uname -r)"
