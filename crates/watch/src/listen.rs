@@ -68,6 +68,23 @@ pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
+/// The next datagram into `buf`, or `None` once `stop` is cancelled; receive errors are logged and skipped.
+async fn next_datagram(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    stop: &CancellationToken,
+) -> Option<(usize, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = sock.recv_from(buf) => match r {
+                Ok(x) => return Some(x),
+                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+            },
+        }
+    }
+}
+
 /// Receives flow datagrams until `stop` is cancelled.
 pub async fn flow_udp_loop(
     sock: UdpSocket,
@@ -77,17 +94,7 @@ pub async fn flow_udp_loop(
     stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; 65_536];
-    loop {
-        let (n, from) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP receive error");
-                    continue;
-                }
-            },
-        };
+    while let Some((n, from)) = next_datagram(&sock, &mut buf, &stop).await {
         let item = FlowDatagram {
             input,
             peer: from.ip(),
@@ -109,17 +116,7 @@ pub async fn syslog_udp_loop(
     stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; 65_536];
-    loop {
-        let (n, from) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP receive error");
-                    continue;
-                }
-            },
-        };
+    while let Some((n, from)) = next_datagram(&sock, &mut buf, &stop).await {
         let item = SyslogItem {
             peer: from.ip(),
             transport: "udp",
