@@ -170,10 +170,17 @@ fn frr_three_edges_ecmp_bfd_failover_and_drain() {
     assert!(route.contains("65000:1:2"), "{route}");
 
     // The control API and the CLI show the session, BFD and the VIPs.
-    let st = wait_for("BFD up in the status", Duration::from_secs(20), || {
-        let st = edges[0].status();
-        (st["sessions"][0]["bfd"]["state"] == "up").then_some(st)
-    });
+    // Under load the session may still be re-establishing when BFD is already up: wait for both.
+    let st = wait_for(
+        "BFD up and the session established in the status",
+        Duration::from_secs(30),
+        || {
+            let st = edges[0].status();
+            (st["sessions"][0]["bfd"]["state"] == "up"
+                && st["sessions"][0]["state"] == "established")
+                .then_some(st)
+        },
+    );
     assert_eq!(st["sessions"][0]["state"], "established", "{st}");
     assert_eq!(st["sessions"][0]["prefixes_sent"], 2, "{st}");
     assert_eq!(st["vips"][0]["announced"], true, "{st}");
