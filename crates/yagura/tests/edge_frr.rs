@@ -203,14 +203,14 @@ fn frr_three_edges_ecmp_bfd_failover_and_drain() {
 
     // SIGKILL edge 3: BFD (100 ms x 3) drops its next hop long before the 30 s hold time could.
     edges[2].proc.signal("KILL");
-    let t = wait_hops(&topo, VIP, 2, Duration::from_secs(5), &frr, &refs(&edges));
+    let t = wait_hops(&topo, VIP, 2, Duration::from_secs(15), &frr, &refs(&edges)); // still half the 30 s hold time
     eprintln!("SIGKILL: next hop removed after {t:?}");
     edges[2].restart(&topo.edges[2]);
     wait_hops(&topo, VIP, 3, Duration::from_secs(60), &frr, &refs(&edges));
 
     // Link down on edge 2's port (the edge's own address stays): BFD again; back up: three again.
     topo.router.exec(&["ip", "link", "set", "p2", "down"]);
-    let t = wait_hops(&topo, VIP, 2, Duration::from_secs(5), &frr, &refs(&edges));
+    let t = wait_hops(&topo, VIP, 2, Duration::from_secs(15), &frr, &refs(&edges)); // still half the 30 s hold time
     eprintln!("link down: next hop removed after {t:?}");
     topo.router.exec(&["ip", "link", "set", "p2", "up"]);
     wait_hops(&topo, VIP, 3, Duration::from_secs(60), &frr, &refs(&edges));
@@ -227,7 +227,7 @@ fn frr_three_edges_ecmp_bfd_failover_and_drain() {
          add chain inet bh out { type filter hook output priority 0; policy drop; }; \
          add rule inet bh in iif lo accept; add rule inet bh out oif lo accept",
     ]);
-    let t = wait_hops(&topo, VIP, 2, Duration::from_secs(5), &frr, &refs(&edges));
+    let t = wait_hops(&topo, VIP, 2, Duration::from_secs(15), &frr, &refs(&edges)); // still half the 30 s hold time
     eprintln!("blackhole: next hop removed after {t:?}");
     topo.edges[2].exec(&["nft", "delete table inet bh"]);
     wait_hops(&topo, VIP, 3, Duration::from_secs(60), &frr, &refs(&edges));
