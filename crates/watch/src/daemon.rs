@@ -114,6 +114,8 @@ pub struct Daemon {
     top_n: Arc<AtomicUsize>,
     local_offset: Arc<AtomicI32>,
     ready: Arc<AtomicBool>,
+    /// Where every guard reports alert state.
+    alerts: yagura_alert::SharedSink,
 }
 
 fn spawn_thread(
@@ -134,6 +136,8 @@ impl Daemon {
             &mut registry,
             config.metrics.max_exporters,
         ));
+        // The alert sink every guard reports to (heartbeats, probes, disk guard, SNMP).
+        let alerts: yagura_alert::SharedSink = Arc::new(yagura_alert::LogSink::default());
         let registry = Arc::new(registry);
 
         let limits = WriterLimits::from_config(&config);
@@ -217,6 +221,7 @@ impl Daemon {
             top_n,
             local_offset,
             ready,
+            alerts,
         };
         if let Err(e) = d.sync_listeners(&config) {
             d.shutdown().await;
@@ -230,6 +235,11 @@ impl Daemon {
             "yagura watch running"
         );
         Ok(d)
+    }
+
+    /// The sink guards report alert state to.
+    pub fn alerts(&self) -> &yagura_alert::SharedSink {
+        &self.alerts
     }
 
     /// Where the HTTP server listens.
