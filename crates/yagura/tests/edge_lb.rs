@@ -81,7 +81,7 @@ fn nginx(ns: &Netns, dir: &Path, i: u8) -> Proc {
     let tmp = dir.join(format!("ngx{i}"));
     std::fs::create_dir_all(&tmp).unwrap();
     let conf = format!(
-        "worker_processes 1;\npid {d}/ngx{i}.pid;\nerror_log {d}/ngx{i}.err;\nuser root;\n\
+        "master_process off;\nworker_processes 1;\npid {d}/ngx{i}.pid;\nerror_log {d}/ngx{i}.err;\nuser root;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n access_log off;\n client_body_temp_path {d}/ngx{i}/b; proxy_temp_path {d}/ngx{i}/p;\n \
          fastcgi_temp_path {d}/ngx{i}/f; uwsgi_temp_path {d}/ngx{i}/u; scgi_temp_path {d}/ngx{i}/s;\n \
