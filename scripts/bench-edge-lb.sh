@@ -27,10 +27,13 @@ for t in nginx haproxy wrk python3; do command -v "$t" >/dev/null || { echo "nee
 ulimit -n "$(ulimit -Hn)"
 
 # Backends: three nginx on 127.0.0.21-23:18080, /small and /big (64 KiB).
-head -c 65536 /dev/urandom > "$DIR/big"
+mkdir -p "$DIR/www" && head -c 65536 /dev/urandom > "$DIR/www/big"
 for i in 1 2 3; do
     mkdir -p "$DIR/n$i"
+    # No master process: killing the pid we started stops what serves (an orphaned worker would keep the
+    # reuseport socket, and answer the next run's requests from a deleted directory).
     cat > "$DIR/n$i.conf" <<NGX
+master_process off;
 worker_processes 1;
 pid $DIR/n$i.pid;
 error_log $DIR/n$i.err;
@@ -45,7 +48,7 @@ http {
   server {
     listen 127.0.0.2$i:18080 reuseport;
     location = /small { return 200 "hello from backend $i, a small response of about one hundred bytes......\n"; }
-    location = /big { alias $DIR/big; }
+    location = /big { root $DIR/www; }
   }
 }
 NGX
@@ -79,16 +82,18 @@ rise = 1
 $(for i in 1 2 3; do printf '[[pools.backends]]\nname = "n%s"\naddress = "127.0.0.2%s:18080"\n' $i $i; done)
 TOML
 
+# haproxy refuses to start when maxconn needs more descriptors than the hard limit (2 per connection + a few).
+HAP_MAXCONN=$(( $(ulimit -Hn) / 2 - 100 ))
 cat > "$DIR/haproxy.cfg" <<HAP
 global
   nbthread 2
-  maxconn 40000
+  maxconn $HAP_MAXCONN
 defaults
   mode tcp
   timeout connect 3s
   timeout client 1h
   timeout server 1h
-  maxconn 20000
+  maxconn $HAP_MAXCONN
 frontend fe
   bind 127.0.0.31:18443
   default_backend be

@@ -1,14 +1,22 @@
 //! The data path: PROXY protocol headers (v1 text, v2 binary) and the bidirectional copy between client and
-//! backend with two fixed buffers per connection (allocated once, no per-byte allocation), an idle timeout
-//! and byte counters.
+//! backend, an idle timeout and byte counters.
+//!
+//! The copy reads into one scratch buffer per worker thread and writes it out at once; only bytes the other
+//! side cannot take yet are kept, in a buffer of the connection that is freed as soon as it drains. An idle
+//! connection therefore holds no buffer at all (haproxy's trick), and a busy one at most `buf_size` per
+//! direction, which is also the back-pressure bound: nothing more is read while bytes wait.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::config::ProxyProtocol;
@@ -81,29 +89,86 @@ pub struct ByteCounters {
     pub to_client: Counter,
 }
 
-async fn pump<R, W>(
-    mut r: R,
-    mut w: W,
+/// The largest buffer a listener may configure (`buffer_size`), and so the scratch buffer's size.
+const SCRATCH: usize = 1 << 20;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What one read-and-forward step did.
+enum Step {
+    /// Forwarded `n` bytes (some may wait in the spill buffer).
+    Moved(usize),
+    /// The reader reached end of stream.
+    Eof,
+}
+
+/// Polls one read from `r` into this thread's scratch buffer and, when bytes came, one write of them to `w`;
+/// what `w` does not take at once is appended to `spill`. Reading through tokio's `poll_read` (rather than
+/// `try_read`) keeps its "short read clears readiness" shortcut: no extra `EAGAIN` read per message.
+fn poll_step(
+    cx: &mut Context<'_>,
+    r: &mut ReadHalf<'_>,
+    w: &mut WriteHalf<'_>,
+    cap: usize,
+    spill: &mut Vec<u8>,
+) -> Poll<io::Result<Step>> {
+    SCRATCH_BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        let cap = cap.clamp(1, SCRATCH);
+        if b.len() < cap {
+            b.resize(cap, 0);
+        }
+        let mut rb = ReadBuf::new(&mut b[..cap]);
+        match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {}
+        }
+        let n = rb.filled().len();
+        if n == 0 {
+            return Poll::Ready(Ok(Step::Eof));
+        }
+        let written = match Pin::new(&mut *w).poll_write(cx, &b[..n]) {
+            Poll::Ready(Ok(m)) => m,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => 0,
+        };
+        if written < n {
+            spill.extend_from_slice(&b[written..n]);
+        }
+        Poll::Ready(Ok(Step::Moved(n)))
+    })
+}
+
+async fn pump(
+    mut r: ReadHalf<'_>,
+    mut w: WriteHalf<'_>,
     buf_size: usize,
     count: &Counter,
     last: &AtomicU64,
     epoch: Instant,
-) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; buf_size];
+) -> io::Result<()> {
+    let mut spill: Vec<u8> = Vec::new();
     loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            // Half-close: pass the FIN on, keep the other direction open.
-            let _ = w.shutdown().await;
-            return Ok(());
+        // Bytes waiting for the writer go first; nothing more is read meanwhile (back-pressure).
+        if !spill.is_empty() {
+            w.write_all(&spill).await?;
+            spill = Vec::new();
         }
-        w.write_all(&buf[..n]).await?;
-        count.inc_by(n as u64);
-        last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match std::future::poll_fn(|cx| poll_step(cx, &mut r, &mut w, buf_size, &mut spill)).await?
+        {
+            Step::Moved(n) => {
+                count.inc_by(n as u64);
+                last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+            Step::Eof => {
+                // Half-close: pass the FIN on, keep the other direction open.
+                let _ = w.shutdown().await;
+                return Ok(());
+            }
+        }
     }
 }
 
