@@ -120,7 +120,7 @@ impl Span {
 
     /// The first and last addresses that are not .0 / .255 when `avoid_buggy` is set.
     pub fn usable_bounds(&self, avoid_buggy: bool) -> Option<(IpAddr, IpAddr)> {
-        let buggy = |v: u128| avoid_buggy && self.v4 && (v % 256 == 0 || v % 256 == 255);
+        let buggy = |v: u128| avoid_buggy && self.v4 && (v.is_multiple_of(256) || v % 256 == 255);
         let mut s = self.start;
         while buggy(s) && s < self.end {
             s += 1;

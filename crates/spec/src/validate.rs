@@ -486,7 +486,7 @@ fn cluster(v: &mut V, spec: &Spec, i: usize, c: &Cluster) {
         }
     }
     let m = &c.nodes.master;
-    if m.count == 0 || m.count % 2 == 0 {
+    if m.count == 0 || m.count.is_multiple_of(2) {
         v.push(
             Diagnostic::error("etcd-quorum", format!("{} masters cannot keep an etcd quorum well", m.count))
                 .at(&np.key("master").key("count"))

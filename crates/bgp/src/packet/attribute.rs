@@ -652,7 +652,7 @@ impl PathAttributes {
                 );
             }
             COMMUNITIES => {
-                if value.is_empty() || value.len() % 4 != 0 {
+                if value.is_empty() || !value.len().is_multiple_of(4) {
                     return Err(err(AttributeLengthError));
                 }
                 self.communities = value
@@ -685,7 +685,7 @@ impl PathAttributes {
                     Some(aggregator_value(value, true).ok_or_else(|| err(AttributeLengthError))?);
             }
             LARGE_COMMUNITIES => {
-                if value.is_empty() || value.len() % 12 != 0 {
+                if value.is_empty() || !value.len().is_multiple_of(12) {
                     return Err(err(AttributeLengthError));
                 }
                 self.large_communities = value

@@ -290,7 +290,7 @@ impl Capability {
             capability_code::GRACEFUL_RESTART => {
                 let bad = Error::MalformedOpen("graceful restart capability");
                 let flags_time = r.u16().ok_or(bad.clone())?;
-                if r.remaining() % 4 != 0 {
+                if !r.remaining().is_multiple_of(4) {
                     return Err(bad);
                 }
                 let mut families = Vec::new();

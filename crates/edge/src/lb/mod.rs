@@ -4,13 +4,15 @@
 //! established connections, and drain.
 //!
 //! [`balance`] (pure selection, Maglev), [`health`] (rise/fall and the checks), [`proxy`] (PROXY protocol and
-//! the copy loop), [`config`] (the `[[listeners]]` / `[[pools]]` sections), [`metrics`] (per backend series).
+//! the copy loop), [`config`] (the `[[listeners]]` / `[[pools]]` sections), [`metrics`] (per backend series),
+//! [`workers`] (the per-core threads connections run on).
 
 pub mod balance;
 pub mod config;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +33,7 @@ use self::config::{ListenerConfig, PoolConfig};
 use self::health::{Checker, Health};
 use self::metrics::{BackendMetrics, LbMetrics};
 use self::proxy::{proxy_header, splice_streams, End};
+use self::workers::Workers;
 use crate::config::{AnnounceWhen, VipConfig};
 use crate::instance::AnnounceHook;
 
@@ -148,6 +151,7 @@ pub struct Lb {
     shared: Arc<Shared>,
     listeners: BTreeMap<SocketAddr, ListenerHandle>,
     stop: CancellationToken,
+    workers: Arc<Workers>,
 }
 
 /// Binds a listener socket: `SO_REUSEADDR`, and `IP_FREEBIND` so a VIP port can be bound before the VIP is
@@ -180,10 +184,13 @@ impl Lb {
         });
         let stop = CancellationToken::new();
         tokio::spawn(announcer(shared.clone(), hook, stop.clone()));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = Arc::new(Workers::start(cores, &stop));
         Self {
             shared,
             listeners: BTreeMap::new(),
             stop,
+            workers,
         }
     }
 
@@ -316,7 +323,13 @@ impl Lb {
                 info!(listener = %l.name, address = %l.address, pool = %l.pool, "L4 listener");
                 let token = self.stop.child_token();
                 let (tx, rx) = watch::channel(l.clone());
-                tokio::spawn(serve(sock, rx, self.shared.clone(), token.clone()));
+                tokio::spawn(serve(
+                    sock,
+                    rx,
+                    self.shared.clone(),
+                    self.workers.clone(),
+                    token.clone(),
+                ));
                 self.listeners.insert(
                     l.address,
                     ListenerHandle {
@@ -516,6 +529,7 @@ async fn serve(
     listener: TcpListener,
     settings: watch::Receiver<ListenerConfig>,
     shared: Arc<Shared>,
+    workers: Arc<Workers>,
     token: CancellationToken,
 ) {
     let active = Arc::new(AtomicU64::new(0));
@@ -540,10 +554,24 @@ async fn serve(
                     listener: active.clone(),
                 };
                 let shared = shared.clone();
-                tokio::spawn(async move {
-                    handle(stream, from, cfg, shared).await;
-                    drop(guard);
-                });
+                if workers.is_empty() {
+                    tokio::spawn(async move {
+                        handle(stream, from, cfg, shared).await;
+                        drop(guard);
+                    });
+                    continue;
+                }
+                // Re-registered with the worker's own reactor, so its wake-ups stay on that thread.
+                match stream.into_std() {
+                    Ok(std) => workers.spawn(async move {
+                        match TcpStream::from_std(std) {
+                            Ok(stream) => handle(stream, from, cfg, shared).await,
+                            Err(e) => warn!(error = %e, "cannot hand a connection to a worker"),
+                        }
+                        drop(guard);
+                    }),
+                    Err(e) => warn!(error = %e, "cannot hand a connection to a worker"),
+                }
             }
             Err(e) if is_fd_exhaustion(&e) => {
                 shared.metrics.rejected(&cfg.name, "fd_exhausted");
