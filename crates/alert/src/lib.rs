@@ -3,6 +3,24 @@
 //! A guard calls [`AlertSink::update`] with the *current* state of each condition it watches (firing or resolved),
 //! as often as it likes: the sink keeps one alert per [`Alert::fingerprint`], so repeating a state is harmless,
 //! and a resolved update for an alert that never fired is ignored.
+//!
+//! Delivery: [`Engine`] is the sink `yagura watch` uses. It groups alerts and decides when to notify with the
+//! pure state machine in [`policy`], renders receiver payloads in [`payload`] (Slack, Discord, Alertmanager
+//! webhook v4, Alertmanager v2 API), keeps every notification in a disk [`spool`] until a receiver answered 2xx,
+//! and retries with exponential backoff and jitter. [`config`] is the `[alerts]` section; [`metrics`] its
+//! Prometheus metrics.
+
+pub mod config;
+pub mod engine;
+pub mod metrics;
+pub mod payload;
+pub mod policy;
+pub mod spool;
+
+pub use config::{AlertsConfig, NotifierConfig, NotifierKind};
+pub use engine::{AlertError, Engine};
+pub use metrics::AlertMetrics;
+pub use policy::{AlertState, Dispatcher, Notification, Timing};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

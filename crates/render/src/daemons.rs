@@ -18,7 +18,7 @@ fn toml(what: &str, v: &Value) -> Result<String, RenderError> {
 
 fn secs(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -198,7 +198,7 @@ fn main() {
                 for (_, _, p) in &pkts {
                     let _ = sock.send_to(p, &args[2]);
                     sent += 1;
-                    if sent % 1024 == 0 && Instant::now() >= end {
+                    if sent.is_multiple_of(1024) && Instant::now() >= end {
                         break 'outer;
                     }
                 }

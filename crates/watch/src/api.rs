@@ -24,6 +24,8 @@ pub struct ApiState {
     pub db: PathBuf,
     /// Row cap per answer (changes on reload).
     pub max_rows: AtomicUsize,
+    /// Interface names learnt by SNMP polling, to name the interfaces of flows.
+    pub if_names: crate::snmp::IfNames,
 }
 
 async fn run<T, F>(state: Arc<ApiState>, f: F) -> Response
@@ -52,7 +54,18 @@ fn error(code: StatusCode, message: String) -> Response {
 }
 
 async fn top(State(s): State<Arc<ApiState>>, Query(q): Query<TopQuery>) -> Response {
-    run(s, move |c, now, max| query::top(c, &q, now, max)).await
+    let names = s.if_names.clone();
+    run(s, move |c, now, max| {
+        query::top(c, &q, now, max).map(|mut a| {
+            for r in &mut a.rows {
+                if let Some(e) = &r.exporter {
+                    r.if_name = names.lookup(e, r.if_index);
+                }
+            }
+            a
+        })
+    })
+    .await
 }
 
 async fn exporters(State(s): State<Arc<ApiState>>, Query(mut q): Query<TopQuery>) -> Response {
@@ -62,7 +75,17 @@ async fn exporters(State(s): State<Arc<ApiState>>, Query(mut q): Query<TopQuery>
 }
 
 async fn flows(State(s): State<Arc<ApiState>>, Query(q): Query<FlowQuery>) -> Response {
-    run(s, move |c, now, max| query::flows(c, &q, now, max)).await
+    let names = s.if_names.clone();
+    run(s, move |c, now, max| {
+        query::flows(c, &q, now, max).map(|mut a| {
+            for r in &mut a.rows {
+                r.in_if_name = names.lookup(&r.exporter, r.in_if);
+                r.out_if_name = names.lookup(&r.exporter, r.out_if);
+            }
+            a
+        })
+    })
+    .await
 }
 
 async fn syslog(State(s): State<Arc<ApiState>>, Query(q): Query<LogQuery>) -> Response {
@@ -70,7 +93,16 @@ async fn syslog(State(s): State<Arc<ApiState>>, Query(q): Query<LogQuery>) -> Re
 }
 
 async fn interfaces(State(s): State<Arc<ApiState>>, Query(q): Query<IfQuery>) -> Response {
-    run(s, move |c, now, max| query::interfaces(c, &q, now, max)).await
+    let names = s.if_names.clone();
+    run(s, move |c, now, max| {
+        query::interfaces(c, &q, now, max).map(|mut a| {
+            for r in &mut a.rows {
+                r.if_name = names.lookup(&r.exporter, Some(r.if_index));
+            }
+            a
+        })
+    })
+    .await
 }
 
 /// The `/api/v1` routes.

@@ -31,6 +31,8 @@ pub struct WatchArgs {
 pub enum WatchCommand {
     /// Query a running watch daemon over its HTTP API (see docs/watch.md).
     Query(QueryArgs),
+    /// Recommend Prometheus's retention.size and retention.time for a volume (see docs/watch-guard.md).
+    SizePrometheus(crate::guard::sizing::SizeArgs),
 }
 
 /// `yagura watch query …`.
@@ -315,6 +317,12 @@ pub fn table(answer: &Value) -> String {
 
 /// Runs `yagura watch …`; returns the process exit code (0 ok, 1 invalid config, 2 usage/I/O).
 pub fn run(args: WatchArgs) -> Result<u8, WatchError> {
+    if let Some(WatchCommand::SizePrometheus(a)) = &args.command {
+        let mut out = Vec::new();
+        let code = crate::guard::sizing::run(a, &mut out, &mut std::io::stderr());
+        print_out(&String::from_utf8_lossy(&out))?;
+        return Ok(code);
+    }
     if let Some(WatchCommand::Query(q)) = &args.command {
         let (path, params) = request(q);
         return match get(&q.server, path, &params) {

@@ -33,6 +33,27 @@ pub struct WatchConfig {
     /// Flow decoding.
     #[serde(default)]
     pub flow: FlowConfig,
+    /// `[snmp]` and `[[snmp.devices]]`: SNMP interface polling.
+    #[serde(default)]
+    pub snmp: crate::snmp::SnmpConfig,
+    /// `[[prometheus]]`: Prometheus servers whose ingestion is probed.
+    #[serde(default)]
+    pub prometheus: Vec<crate::guard::prometheus::PrometheusConfig>,
+    /// `[[alertmanager]]`: Alertmanagers whose health is checked.
+    #[serde(default)]
+    pub alertmanager: Vec<crate::guard::prometheus::AlertmanagerConfig>,
+    /// `[[disk]]`: paths, quotas and budgets the disk guard watches.
+    #[serde(default)]
+    pub disk: Vec<crate::guard::disk::DiskConfig>,
+    /// `[alerts]` and `[[alerts.notifiers]]`: grouping, timing, spool and receivers of alert notifications.
+    #[serde(default)]
+    pub alerts: yagura_alert::AlertsConfig,
+    /// `[[heartbeats]]`: expected pings and Alertmanager Watchdog webhooks (dead man's switch).
+    #[serde(default)]
+    pub heartbeats: Vec<crate::guard::heartbeat::HeartbeatConfig>,
+    /// `[[peers]]`: other watch daemons this one pings (they list it under their `[[heartbeats]]`).
+    #[serde(default)]
+    pub peers: Vec<crate::guard::peers::PeerConfig>,
 }
 
 /// `[listen]`: socket addresses; an empty list disables that input.
@@ -287,6 +308,13 @@ pub fn fields_at(path: &KeyPath) -> &'static [&'static str] {
         ["metrics"] => f::<MetricsConfig>(),
         ["syslog"] => f::<SyslogConfig>(),
         ["flow"] => f::<FlowConfig>(),
+        ["snmp", ..] => crate::snmp::fields_at(&path.shape()),
+        ["prometheus"] => f::<crate::guard::prometheus::PrometheusConfig>(),
+        ["alertmanager"] => f::<crate::guard::prometheus::AlertmanagerConfig>(),
+        ["disk"] => f::<crate::guard::disk::DiskConfig>(),
+        ["alerts", rest @ ..] => yagura_alert::config::fields_at(rest),
+        ["heartbeats"] => f::<crate::guard::heartbeat::HeartbeatConfig>(),
+        ["peers"] => f::<crate::guard::peers::PeerConfig>(),
         _ => &[],
     }
 }
@@ -397,6 +425,24 @@ impl WatchConfig {
                 .at(&r.key("flows_rollup")),
             );
         }
+        d.extend(crate::guard::prometheus::validate(
+            &self.prometheus,
+            &self.alertmanager,
+            &root,
+        ));
+        d.extend(crate::guard::disk::validate(&self.disk, &root.key("disk")));
+        d.extend(self.snmp.validate(&root.key("snmp")));
+        d.extend(self.alerts.validate(&root.key("alerts")));
+        d.extend(crate::guard::heartbeat::validate(
+            &self.heartbeats,
+            &root.key("heartbeats"),
+        ));
+        let beats: Vec<&str> = self.heartbeats.iter().map(|h| h.name.as_str()).collect();
+        d.extend(crate::guard::peers::validate(
+            &self.peers,
+            &beats,
+            &root.key("peers"),
+        ));
         let m = root.key("metrics");
         if self.metrics.max_exporters == 0 || self.metrics.max_exporters > 10_000 {
             d.push(

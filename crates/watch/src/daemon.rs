@@ -51,6 +51,9 @@ pub enum WatchError {
     /// Another I/O failure (signals, runtime, threads).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Alert delivery could not start (a notifier's or peer's URL variable is unset, the spool is unusable).
+    #[error("alerts: {0}")]
+    Alert(#[from] yagura_alert::AlertError),
 }
 
 /// Which kind of listener.
@@ -116,6 +119,12 @@ pub struct Daemon {
     ready: Arc<AtomicBool>,
     /// Where every guard reports alert state.
     alerts: yagura_alert::SharedSink,
+    /// Alert delivery, heartbeats and peers (`[alerts]`, `[[heartbeats]]`, `[[peers]]`).
+    alerting: crate::guard::alerting::Alerting,
+    /// SNMP polling (restarted on reload).
+    snmp: crate::snmp::SnmpGuard,
+    /// The Prometheus/Alertmanager probes and the disk guard.
+    storage_guards: crate::guard::storage::StorageGuards,
 }
 
 fn spawn_thread(
@@ -137,7 +146,12 @@ impl Daemon {
             config.metrics.max_exporters,
         ));
         // The alert sink every guard reports to (heartbeats, probes, disk guard, SNMP).
-        let alerts: yagura_alert::SharedSink = Arc::new(yagura_alert::LogSink::default());
+        // The alert engine (logs every change; delivers to `[[alerts.notifiers]]`, spooling what fails).
+        let alerting_metrics = crate::guard::alerting::AlertingMetrics::register(&mut registry);
+        let alerting = crate::guard::alerting::Alerting::start(&config, alerting_metrics)?;
+        let alerts: yagura_alert::SharedSink = alerting.sink();
+        let mut storage_guards = crate::guard::storage::StorageGuards::register(&mut registry);
+        let snmp_metrics = crate::snmp::SnmpMetrics::register(&mut registry);
         let registry = Arc::new(registry);
 
         let limits = WriterLimits::from_config(&config);
@@ -177,11 +191,13 @@ impl Daemon {
         let api = Arc::new(ApiState {
             db: db.clone(),
             max_rows: AtomicUsize::new(config.http.max_rows),
+            if_names: crate::snmp::IfNames::default(),
         });
         let ready = Arc::new(AtomicBool::new(false));
         let router = api::router(api.clone())
             .merge(yagura_daemon::http::metrics_router(registry.clone()))
-            .merge(yagura_daemon::http::health_router(ready.clone()));
+            .merge(yagura_daemon::http::health_router(ready.clone()))
+            .merge(alerting.router());
         let http = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .map_err(|source| WatchError::Bind {
@@ -202,6 +218,11 @@ impl Daemon {
             Duration::from_secs(60),
             aux_stop.clone(),
         ));
+        storage_guards.start(&config, &alerts, &aux_stop);
+
+        let mut snmp =
+            crate::snmp::SnmpGuard::new(snmp_metrics, alerts.clone(), api.if_names.clone());
+        snmp.start(&config.snmp, &aux_stop);
 
         let mut d = Self {
             config: config.clone(),
@@ -222,6 +243,9 @@ impl Daemon {
             local_offset,
             ready,
             alerts,
+            alerting,
+            snmp,
+            storage_guards,
         };
         if let Err(e) = d.sync_listeners(&config) {
             d.shutdown().await;
@@ -382,7 +406,19 @@ impl Daemon {
             i32::from(new.syslog.local_offset_minutes),
             Ordering::Relaxed,
         );
-        let result = self.sync_listeners(&new);
+        if new.prometheus != old.prometheus
+            || new.alertmanager != old.alertmanager
+            || new.disk != old.disk
+        {
+            self.storage_guards
+                .start(&new, &self.alerts, &self.aux_stop);
+        }
+        // Always: a reload is also how rotated SNMP secrets (environment) are picked up; baselines stay.
+        self.snmp.start(&new.snmp, &self.aux_stop);
+        let alerting = self.alerting.reload(&new).await;
+        let result = self
+            .sync_listeners(&new)
+            .and(alerting.map_err(WatchError::from));
         // Keep what could not be applied in the recorded config so a later reload retries it.
         let mut applied = new;
         applied.storage.path = old.storage.path;
@@ -427,6 +463,8 @@ impl Daemon {
             h.stop.cancel();
         }
         self.aux_stop.cancel();
+        // Pending notifications go to the spool (and get a last chance to be delivered).
+        self.alerting.shutdown().await;
         self.flow_tx = None;
         self.syslog_tx = None;
         let threads = std::mem::take(&mut self.threads);

@@ -13,9 +13,11 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod guard;
 pub mod listen;
 pub mod metrics;
 pub mod pipeline;
+pub mod snmp;
 pub mod store;
 
 pub use config::WatchConfig;

@@ -101,6 +101,9 @@ pub struct TopRow {
     /// Input ifIndex.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub if_index: Option<i64>,
+    /// Its ifName, where SNMP polling of the exporter's address learnt it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub if_name: Option<String>,
     /// Bytes (scaled by sampling rate).
     pub bytes: i64,
     /// Packets (scaled by sampling rate).
@@ -186,6 +189,7 @@ pub fn top(
                 port: None,
                 exporter: None,
                 if_index: None,
+                if_name: None,
                 bytes: r.get("bytes")?,
                 packets: r.get("packets")?,
                 flows: r.get("flows")?,
@@ -262,6 +266,12 @@ pub struct FlowRow {
     pub in_if: Option<i64>,
     /// Output ifIndex.
     pub out_if: Option<i64>,
+    /// ifName of the input interface, where SNMP polling of the exporter's address learnt it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub in_if_name: Option<String>,
+    /// ifName of the output interface.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub out_if_name: Option<String>,
     /// Sampling rate (1 in N).
     pub rate: i64,
 }
@@ -385,6 +395,8 @@ pub fn flows(
                 packets: r.get(10)?,
                 in_if: r.get(11)?,
                 out_if: r.get(12)?,
+                in_if_name: None,
+                out_if_name: None,
                 rate: r.get(13)?,
             })
         })?
@@ -602,6 +614,9 @@ pub struct IfOut {
     pub exporter: String,
     /// ifIndex.
     pub if_index: i64,
+    /// Its ifName, where SNMP polling of the exporter's address learnt it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub if_name: Option<String>,
     /// Time of the latest sample, Unix ms.
     pub ts: i64,
     /// ifSpeed, bits/s.
@@ -679,6 +694,7 @@ pub fn interfaces(
         rows.push(IfOut {
             exporter: a.0.clone(),
             if_index: a.1,
+            if_name: None,
             ts: a.2,
             speed: a.3,
             oper_up: a.4,
