@@ -226,7 +226,13 @@ fn frr_three_edges_ecmp_bfd_failover_and_drain() {
     wait_for(
         "edge 2's session to go down (BFD)",
         Duration::from_secs(15),
-        || (edges[1].status()["sessions"][0]["flaps"].as_u64().unwrap_or(0) >= 1).then_some(()),
+        || {
+            (edges[1].status()["sessions"][0]["flaps"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1)
+                .then_some(())
+        },
     );
     topo.router.exec(&["ip", "link", "set", "p2", "up"]);
     wait_hops(&topo, VIP, 3, Duration::from_secs(60), &frr, &refs(&edges));
