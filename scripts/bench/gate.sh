@@ -5,9 +5,11 @@
 # identity headers with the ES256 assertion). Prints req/s and p99 for each and the ratios. Not run in CI.
 #
 #   scripts/bench/gate.sh            # DURATION=20s CONNECTIONS=64 THREADS=2 by default
+#   CALLGRIND=1 scripts/bench/gate.sh  # instructions per request of each proxy under valgrind's callgrind instead
 #
 # Needs: nginx, wrk, openssl (scripts/deps/apt/gate.txt). Everything listens on 127.0.0.1 only.
-# PERF=/tmp/gate.perf also records a CPU profile of the gate during its session run.
+# PERF=/tmp/gate.perf also records a CPU profile of the gate during its session run. Each row also shows the CPU
+# time (user + system, from /proc) the proxy spent per request, which is steadier than req/s on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${DURATION:-20s}"
@@ -16,9 +18,10 @@ THREADS="${THREADS:-2}"
 for t in nginx wrk openssl python3; do command -v "$t" >/dev/null || { echo "missing $t (apt-get install nginx wrk)" >&2; exit 2; }; done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -q -p yagura
+# YAGURA=PATH benchmarks another build of the binary (e.g. a copy of an older one) against the same nginx; the
+# binary is then not rebuilt.
+[ -n "${YAGURA:-}" ] || cargo build --release -q -p yagura
 cargo build --release -q -p yagura-gate --example mint_session
-# YAGURA=PATH benchmarks another build of the binary (e.g. a copy of an older one) against the same nginx.
 YAGURA="${YAGURA:-$CARGO_TARGET_DIR/release/yagura}"
 MINT="$CARGO_TARGET_DIR/release/examples/mint_session"
 
@@ -93,41 +96,85 @@ access = "public"
 CONF
 
 nginx -c "$work/up/nginx.conf" -p "$work/up" -g 'daemon off;' & pids+=($!)
+wait_port() { # port tries(0.1 s each)
+    for _ in $(seq "$2"); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+    echo "nothing listens on 127.0.0.1:$1" >&2; exit 1
+}
+if [ -n "${CALLGRIND:-}" ]; then
+    # CALLGRIND=1: instructions per request (user space, valgrind's callgrind) instead of req/s — repeatable on a
+    # loaded machine. Each proxy alone on one thread (nginx: one worker, no master; gate: listen.workers = 1),
+    # wrk -t1 -c8, 3 s warm-up, counters zeroed, CG_SECONDS (10) measured, then dumped: total / requests.
+    command -v valgrind >/dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 2; }
+    sed -i 's/^worker_processes auto;/master_process off;\nworker_processes 1;/' "$work/ngx/nginx.conf"
+    sed -i 's/^https = .*/&\nworkers = 1/' "$work/gate.toml"
+    wait_port "$UP" 100
+    COOKIE="$("$MINT" "$work/gate.toml" bench-user)"
+    cg() { # name port command...
+        local name="$1" port="$2"; shift 2
+        valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg" "$@" 2>"$work/$name.vg" & pids+=($!)
+        local vpid=$! out n ir
+        wait_port "$port" 600
+        local w=(wrk -t1 -c8 -H "Host: app.bench.test" -H "Cookie: $COOKIE" "https://127.0.0.1:$port/")
+        "${w[@]}" -d3s >/dev/null
+        callgrind_control -z "$vpid" >/dev/null 2>&1
+        out="$("${w[@]}" -d"${CG_SECONDS:-10}s")"
+        callgrind_control -d "$vpid" >/dev/null 2>&1
+        kill "$vpid"; wait "$vpid" 2>/dev/null || true
+        n="$(awk '$2 == "requests" && $3 == "in" {print $1}' <<<"$out")"
+        ir="$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name".cg.*)"
+        printf '| %-34s | %8s | %12s |\n' "$name" "$n" "$((ir / n))"
+    }
+    printf '| %-34s | %8s | %12s |\n' "callgrind, one thread" "requests" "instr/request"
+    cg "nginx TLS reverse proxy" "$NGX" nginx -c "$work/ngx/nginx.conf" -p "$work/ngx" -g 'daemon off;'
+    export YAGURA_LOG="warn,rustls=error" # (not through env(1): valgrind does not follow an exec)
+    cg "yagura gate, session + policy" "$GATE" "$YAGURA" gate --config "$work/gate.toml"
+    exit 0
+fi
 nginx -c "$work/ngx/nginx.conf" -p "$work/ngx" -g 'daemon off;' & pids+=($!)
+ngx_pid=$!
 YAGURA_LOG="warn,rustls=error" "$YAGURA" gate --config "$work/gate.toml" & pids+=($!)
 gate_pid=$!
-for p in $UP $NGX $GATE; do
-    up=0
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { up=1; break; }; sleep 0.1; done
-    [ "$up" = 1 ] || { echo "nothing listens on 127.0.0.1:$p" >&2; exit 1; }
-done
+for p in $UP $NGX $GATE; do wait_port "$p" 100; done
 COOKIE="$("$MINT" "$work/gate.toml" bench-user)"
 code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: app.bench.test" -H "Cookie: $COOKIE" "https://127.0.0.1:$GATE/" || true)
 [ "$code" = 200 ] || { echo "gate answered $code with the minted cookie" >&2; exit 1; }
 
-run() { # name url host extra-header...
-    local name="$1" url="$2" host="$3"; shift 3
-    local out; out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $host" "$@" "$url")"
-    local rps p99
+# CPU time (user + system, clock ticks) of a process and its children (nginx's workers), from /proc.
+cpu_ticks() {
+    local t=0 p
+    for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+run() { # name pid url host extra-header... → name req/s p99 CPU-µs-per-request (of pid and its children)
+    local name="$1" pid="$2" url="$3" host="$4"; shift 4
+    local before out; before=$(cpu_ticks "$pid")
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $host" "$@" "$url")"
+    local ticks=$(($(cpu_ticks "$pid") - before))
+    local rps p99 n
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-    printf '%s %s %s\n' "$name" "$rps" "$p99"
+    n="$(awk '$2 == "requests" && $3 == "in" {print $1}' <<<"$out")"
+    printf '%s %s %s %s\n' "$name" "$rps" "$p99" "$(awk -v t="$ticks" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')"
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v*1000 } }'; }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, HTTPS keep-alive, one run each, same machine" >&2
-read -r _ up_rps up_p99 < <(run upstream "http://127.0.0.1:$UP/" app.bench.test)
-read -r _ ngx_rps ngx_p99 < <(run nginx "https://127.0.0.1:$NGX/" app.bench.test)
-read -r _ open_rps open_p99 < <(run gate-public "https://127.0.0.1:$GATE/" open.bench.test)
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, HTTPS keep-alive, one run each, same machine; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+read -r _ up_rps up_p99 _ < <(run upstream "${pids[0]}" "http://127.0.0.1:$UP/" app.bench.test)
+read -r _ ngx_rps ngx_p99 ngx_cpu < <(run nginx "$ngx_pid" "https://127.0.0.1:$NGX/" app.bench.test)
+read -r _ open_rps open_p99 open_cpu < <(run gate-public "$gate_pid" "https://127.0.0.1:$GATE/" open.bench.test)
 # PERF=FILE records a profile of the gate during the session run (perf record -g).
 [ -z "${PERF:-}" ] || { perf record -q -F 499 -g -p "$gate_pid" -o "$PERF" -- sleep 5 >/dev/null 2>&1 & }
-read -r _ gate_rps gate_p99 < <(run gate "https://127.0.0.1:$GATE/" app.bench.test -H "Cookie: $COOKIE")
+read -r _ gate_rps gate_p99 gate_cpu < <(run gate "$gate_pid" "https://127.0.0.1:$GATE/" app.bench.test -H "Cookie: $COOKIE")
 up_ms=$(to_ms "$up_p99"); ngx_ms=$(to_ms "$ngx_p99"); gate_ms=$(to_ms "$gate_p99"); open_ms=$(to_ms "$open_p99")
-printf '| %-34s | %10s | %9s |\n' "what" "req/s" "p99 ms"
-printf '| %-34s | %10s | %9s |\n' "upstream direct (plain HTTP)" "$up_rps" "$up_ms"
-printf '| %-34s | %10s | %9s |\n' "nginx TLS reverse proxy" "$ngx_rps" "$ngx_ms"
-printf '| %-34s | %10s | %9s |\n' "yagura gate, public route" "$open_rps" "$open_ms"
-printf '| %-34s | %10s | %9s |\n' "yagura gate, session + policy" "$gate_rps" "$gate_ms"
+printf '| %-34s | %10s | %9s | %14s |\n' "what" "req/s" "p99 ms" "CPU µs/request"
+printf '| %-34s | %10s | %9s | %14s |\n' "upstream direct (plain HTTP)" "$up_rps" "$up_ms" "—"
+printf '| %-34s | %10s | %9s | %14s |\n' "nginx TLS reverse proxy" "$ngx_rps" "$ngx_ms" "$ngx_cpu"
+printf '| %-34s | %10s | %9s | %14s |\n' "yagura gate, public route" "$open_rps" "$open_ms" "$open_cpu"
+printf '| %-34s | %10s | %9s | %14s |\n' "yagura gate, session + policy" "$gate_rps" "$gate_ms" "$gate_cpu"
+echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 awk -v g="$gate_rps" -v n="$ngx_rps" -v gm="$gate_ms" -v nm="$ngx_ms" -v um="$up_ms" 'BEGIN {
     printf "gate/nginx req/s: %.2f (goal >= 0.9)\n", g / n
     printf "p99 added over the upstream: gate %.2f ms, nginx %.2f ms; gate - nginx: %.2f ms (goal < 1 ms)\n", gm - um, nm - um, gm - nm }'

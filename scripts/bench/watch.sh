@@ -41,8 +41,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== 1. capture real sFlow v5 and NetFlow v9 from pmacctd"
-if [ ! -s "$OUT/sflow.pcap" ] || [ ! -s "$OUT/netflow.pcap" ]; then
+# The capture feeds parts 2 and 4 only.
+if [[ $SECTIONS == *2* || $SECTIONS == *4* ]] && { [ ! -s "$OUT/sflow.pcap" ] || [ ! -s "$OUT/netflow.pcap" ]; }; then
+    echo "== 1. capture real sFlow v5 and NetFlow v9 from pmacctd"
     ip netns add "$NS"
     ip link add "$HOSTIF" type veth peer name "$NSIF"
     ip link set "$NSIF" netns "$NS"
@@ -100,8 +101,8 @@ while time.time() < end:
 EOF
     cleanup; PIDS=()
     sleep 1
+    ls -l "$OUT"/*.pcap
 fi
-ls -l "$OUT"/*.pcap
 
 if [[ $SECTIONS == *2* ]]; then
 echo "== 2. flows: yagura vs sfacctd / nfacctd on the same capture"

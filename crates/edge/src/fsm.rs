@@ -439,9 +439,14 @@ impl Fsm {
                 self.drop_session(&mut out, DownReason::NotificationSent(n.clone()), Some(n));
             }
             (State::OpenConfirm | State::Established, Event::TimerExpired(Timer::Keepalive)) => {
-                out.push(Action::Send(Message::Keepalive));
-                if let Some(neg) = &self.negotiated {
-                    out.push(Action::StartTimer(Timer::Keepalive, neg.keepalive));
+                match &self.negotiated {
+                    // Hold time 0: no keepalives at all (RFC 4271 4.4); a stale expiry is ignored.
+                    Some(neg) if neg.keepalive.is_zero() => {}
+                    Some(neg) => {
+                        out.push(Action::Send(Message::Keepalive));
+                        out.push(Action::StartTimer(Timer::Keepalive, neg.keepalive));
+                    }
+                    None => out.push(Action::Send(Message::Keepalive)),
                 }
             }
             (_, Event::TcpFailed) => self.drop_session(&mut out, DownReason::ConnectionLost, None),

@@ -4,8 +4,10 @@
 //! and signs through `ring` (fast, constant-time); assertions are cached per session and audience for half
 //! their lifetime so signing is not on every request.
 
+use crate::state::TailHash;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use http::HeaderValue;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ring::rand::SystemRandom;
@@ -56,13 +58,17 @@ pub struct Claims<'a> {
     pub groups: &'a [String],
 }
 
+/// Signed assertions by session id, then audience: expiry and the ready header value.
+type Cache = HashMap<Box<str>, HashMap<Box<str>, (u64, HeaderValue), TailHash>, TailHash>;
+
 /// Signs assertions and publishes the key.
 pub struct Signer {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
     kid: String,
     jwks: String,
-    cache: Mutex<HashMap<(String, String), (u64, String)>>,
+    /// One cache per serving thread (by [`crate::worker::index`]), so threads never share a lock.
+    cache: Box<[Mutex<Cache>]>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -71,7 +77,10 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// Sessions kept per cache shard before the shard is cleared.
 const CACHE_MAX: usize = 10_000;
+/// Cache shards: serving thread `i` uses shard `i % SHARDS`.
+const SHARDS: usize = 16;
 
 impl Signer {
     /// From a PEM file.
@@ -118,7 +127,7 @@ impl Signer {
             rng,
             kid,
             jwks,
-            cache: Mutex::new(HashMap::new()),
+            cache: (0..SHARDS).map(|_| Mutex::default()).collect(),
         })
     }
 
@@ -141,23 +150,34 @@ impl Signer {
         Some(format!("{input}.{}", B64.encode(sig.as_ref())))
     }
 
-    /// A JWT for session `sid` at audience `claims.aud`, reused while at least half its lifetime is left.
-    pub fn cached(&self, sid: &str, claims: &Claims<'_>) -> Option<String> {
-        let key = (sid.to_string(), claims.aud.to_string());
-        let half = (claims.exp.saturating_sub(claims.iat)) / 2;
-        if let Ok(c) = self.cache.lock() {
-            if let Some((exp, jwt)) = c.get(&key) {
-                if claims.iat.saturating_add(half) < *exp {
+    /// The `X-Yagura-Assertion` value for session `sid` at audience `aud`, issued at `iat` and expiring at
+    /// `exp`: a cached JWT while at least half its lifetime is left, else a fresh one signed over `claims()`
+    /// (which is only built then, so a cache hit allocates nothing).
+    pub fn cached<'a>(
+        &self,
+        sid: &str,
+        aud: &str,
+        iat: u64,
+        exp: u64,
+        claims: impl FnOnce() -> Claims<'a>,
+    ) -> Option<HeaderValue> {
+        let half = exp.saturating_sub(iat) / 2;
+        let shard = &self.cache[crate::worker::index(self.cache.len())];
+        if let Ok(c) = shard.lock() {
+            if let Some((until, jwt)) = c.get(sid).and_then(|m| m.get(aud)) {
+                if iat.saturating_add(half) < *until {
                     return Some(jwt.clone());
                 }
             }
         }
-        let jwt = self.sign(claims)?;
-        if let Ok(mut c) = self.cache.lock() {
+        let jwt = HeaderValue::from_str(&self.sign(&claims())?).ok()?;
+        if let Ok(mut c) = shard.lock() {
             if c.len() >= CACHE_MAX {
                 c.clear();
             }
-            c.insert(key, (claims.exp, jwt.clone()));
+            c.entry(sid.into())
+                .or_default()
+                .insert(aud.into(), (exp, jwt.clone()));
         }
         Some(jwt)
     }

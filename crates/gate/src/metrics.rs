@@ -50,6 +50,24 @@ struct RouteHandles {
     decisions: [Counter; 3],
 }
 
+/// One route's request and decision metrics, looked up once per config generation ([`GateMetrics::for_route`]).
+#[derive(Clone, Debug)]
+pub struct RouteMetrics(Arc<RouteHandles>);
+
+impl RouteMetrics {
+    /// A request finished with `status` after `secs`.
+    pub fn request(&self, status: u16, secs: f64) {
+        self.0.classes[class(status)].inc();
+        self.0.latency.observe(secs);
+    }
+
+    /// A policy decision (`allow`, `sign_in`, `forbidden`).
+    pub fn decision(&self, what: &'static str) {
+        let i = DECISIONS.iter().position(|d| *d == what).unwrap_or(0);
+        self.0.decisions[i].inc();
+    }
+}
+
 /// Every metric of the gate.
 #[derive(Clone, Debug)]
 pub struct GateMetrics {
@@ -192,6 +210,11 @@ impl GateMetrics {
             h.insert(route.to_string(), Arc::clone(&r));
         }
         r
+    }
+
+    /// The hot-path handles of `route`, to keep with the route (no lookup per request).
+    pub fn for_route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics(self.route(route))
     }
 
     /// A request finished with `status` after `secs`.

@@ -175,6 +175,14 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     if !raw.starts_with('/') {
         return None;
     }
+    // Nothing to decode and no dot segment (the usual case): the path is already normal.
+    let plain = raw
+        .bytes()
+        .all(|b| b != b'%' && b != b'\\' && b >= 0x20 && b != 0x7f)
+        && !raw[1..].split('/').any(|s| s == "." || s == "..");
+    if plain {
+        return Some(raw.to_string());
+    }
     let bytes = raw.as_bytes();
     let mut decoded = String::with_capacity(raw.len());
     let mut i = 0;

@@ -38,6 +38,28 @@ const HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Hop-by-hop headers as names (built at compile time, so removing them parses nothing per request).
+const HOP_NAMES: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_YAGURA_USER: HeaderName = HeaderName::from_static("x-yagura-user");
+const X_YAGURA_EMAIL: HeaderName = HeaderName::from_static("x-yagura-email");
+const X_YAGURA_GROUPS: HeaderName = HeaderName::from_static("x-yagura-groups");
+const X_YAGURA_ASSERTION: HeaderName = HeaderName::from_static("x-yagura-assertion");
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+
 /// Headers the gate sets itself towards upstreams.
 const OWN: &[&str] = &[
     "x-forwarded-for",
@@ -107,6 +129,27 @@ pub fn add_cookie(r: &mut Response<Body>, c: &str) {
 
 /// The request's host (lower case, without port or trailing dot).
 pub fn req_host<B>(req: &Request<B>) -> Option<String> {
+    // The usual case — a `Host` of lower-case letters, digits, dots and dashes with at most a numeric port — is
+    // taken as it is; anything else goes through the full authority parser below.
+    if req.uri().authority().is_none() {
+        if let Some(h) = req.headers().get(header::HOST).map(HeaderValue::as_bytes) {
+            let (name, port) = match h.iter().position(|&b| b == b':') {
+                Some(i) => (&h[..i], Some(&h[i + 1..])),
+                None => (h, None),
+            };
+            let plain =
+                |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-');
+            let port_ok = port.is_none_or(|p| {
+                !p.is_empty()
+                    && p.iter().all(u8::is_ascii_digit)
+                    && std::str::from_utf8(p).is_ok_and(|p| p.parse::<u16>().is_ok())
+            });
+            if !name.is_empty() && name.iter().all(plain) && port_ok {
+                let name = std::str::from_utf8(name).ok()?.trim_end_matches('.');
+                return (!name.is_empty()).then(|| name.to_string());
+            }
+        }
+    }
     let raw = req
         .uri()
         .authority()
@@ -127,10 +170,10 @@ pub fn is_browser<B>(req: &Request<B>) -> bool {
         return false;
     }
     let h = req.headers();
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match get("sec-fetch-mode") {
+    let get = |n: &HeaderName| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match get(&SEC_FETCH_MODE) {
         "navigate" => true,
-        "" => get("accept").contains("text/html") && get("x-requested-with").is_empty(),
+        "" => get(&header::ACCEPT).contains("text/html") && get(&X_REQUESTED_WITH).is_empty(),
         _ => false,
     }
 }
@@ -151,8 +194,8 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 /// The session on a request, after expiry and membership re-check, and the `Set-Cookie` to send back (a
 /// refreshed session, or a removal when the session ended).
 pub struct SessionRead {
-    /// The session, when valid.
-    pub session: Option<Session>,
+    /// The session, when valid (shared with the per-thread cache of opened cookies, not copied per request).
+    pub session: Option<Arc<Session>>,
     /// `Set-Cookie` to add to the response.
     pub set_cookie: Option<String>,
     /// Why a presented session was dropped.
@@ -174,26 +217,27 @@ pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
         });
         if let Some(s) = opened {
             if !s.expired(now) {
-                found = Some(Session::clone(&s));
+                found = Some(s);
                 break;
             }
         }
     }
     let clear = || Some(clear_cookie(name, st.cookie_domain()));
-    let Some(mut s) = found else {
+    let Some(shared) = found else {
         return SessionRead {
             session: None,
             set_cookie: if presented { clear() } else { None },
             ended: None,
         };
     };
-    if !s.stale(now, st.cfg.membership_recheck) {
+    if !shared.stale(now, st.cfg.membership_recheck) {
         return SessionRead {
-            session: Some(s),
+            session: Some(shared),
             set_cookie: None,
             ended: None,
         };
     }
+    let mut s = Session::clone(&shared);
     // One re-check per session at a time; requests arriving meanwhile wait and reuse its result.
     let slot = st.rechecks.slot(&s.sid);
     let mut done = slot.lock().await;
@@ -204,7 +248,7 @@ pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
         let fresh = fresh.clone();
         let c = seal_session(st, &fresh);
         return SessionRead {
-            session: Some(fresh),
+            session: Some(Arc::new(fresh)),
             set_cookie: c,
             ended: None,
         };
@@ -219,7 +263,7 @@ pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
             st.metrics.recheck("ok");
             let c = seal_session(st, &s);
             SessionRead {
-                session: Some(s),
+                session: Some(Arc::new(s)),
                 set_cookie: c,
                 ended: None,
             }
@@ -231,7 +275,7 @@ pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
                 st.metrics.recheck("unavailable_kept");
                 tracing::warn!(user = %s.who.user, %why, "membership re-check failed; keeping the session for now");
                 SessionRead {
-                    session: Some(s),
+                    session: Some(Arc::new(s)),
                     set_cookie: None,
                     ended: None,
                 }
@@ -381,15 +425,25 @@ fn error_page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     )
 }
 
+/// Which route a request was counted under: a configured route (by index) or one of the fixed labels.
+enum Label {
+    Fixed(&'static str),
+    Route(usize),
+}
+
 /// Serves one request on the HTTPS listener.
 pub async fn handle(st: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let (label, res) = route_request(&st, req, peer).await;
-    st.metrics.request(
-        &label,
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let (status, secs) = (res.status().as_u16(), started.elapsed().as_secs_f64());
+    match label {
+        Label::Route(i) => {
+            if let Some(m) = st.route_metrics.get(i) {
+                m.request(status, secs);
+            }
+        }
+        Label::Fixed(l) => st.metrics.request(l, status, secs),
+    }
     res
 }
 
@@ -397,10 +451,10 @@ async fn route_request(
     st: &Arc<State>,
     req: Request<Incoming>,
     peer: SocketAddr,
-) -> (String, Response<Body>) {
+) -> (Label, Response<Body>) {
     let Some(host) = req_host(&req) else {
         return (
-            "_none".into(),
+            Label::Fixed("_none"),
             error_page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",
@@ -409,11 +463,11 @@ async fn route_request(
         );
     };
     if host == st.cfg.auth_host {
-        return ("_auth".into(), auth::handle(st, req).await);
+        return (Label::Fixed("_auth"), auth::handle(st, req).await);
     }
     let Some(path) = normalize_path(req.uri().path()) else {
         return (
-            "_none".into(),
+            Label::Fixed("_none"),
             error_page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",
@@ -423,13 +477,13 @@ async fn route_request(
     };
     if path == "/.yagura/sign_out" {
         return (
-            "_auth".into(),
+            Label::Fixed("_auth"),
             redirect(&format!("{}/sign_out", st.auth_origin)),
         );
     }
     let Some(route) = st.routes.find(&host, &path) else {
         return (
-            "_none".into(),
+            Label::Fixed("_none"),
             error_page(
                 StatusCode::NOT_FOUND,
                 "Nothing here",
@@ -437,13 +491,14 @@ async fn route_request(
             ),
         );
     };
-    let label = route.name.clone();
+    let label = Label::Route(route.index);
+    let rm = &st.route_metrics[route.index];
     let mut read = read_session(st, req.headers()).await;
     let decision = route.decide(read.session.as_ref().map(|s| &s.who));
     let browser = is_browser(&req);
     let mut res = match decision {
         Decision::SignIn => {
-            st.metrics.decision(&route.name, "sign_in");
+            rm.decision("sign_in");
             let here = {
                 let mut u = format!("{}{path}", origin(&host, st.port));
                 if let Some(q) = req.uri().query() {
@@ -471,14 +526,14 @@ async fn route_request(
             }
         }
         Decision::Forbidden => {
-            st.metrics.decision(&route.name, "forbidden");
+            rm.decision("forbidden");
             match &read.session {
                 Some(s) => forbidden(st, browser, route, s),
                 None => error_page(StatusCode::FORBIDDEN, "Access denied", "Access denied."),
             }
         }
         Decision::Allow => {
-            st.metrics.decision(&route.name, "allow");
+            rm.decision("allow");
             let pool = Arc::clone(&st.pools[route.index]);
             forward(
                 st,
@@ -501,29 +556,30 @@ async fn route_request(
 
 /// Identity headers for the upstream (or the forward-auth answer).
 pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderMap) {
-    let set = |h: &mut HeaderMap, n: &'static str, v: &str| {
+    let set = |h: &mut HeaderMap, n: HeaderName, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(n, v);
         }
     };
-    set(h, "x-yagura-user", &s.who.user);
+    set(h, X_YAGURA_USER, &s.who.user);
     if let Some(e) = &s.who.email {
-        set(h, "x-yagura-email", e);
+        set(h, X_YAGURA_EMAIL, e);
     }
-    set(h, "x-yagura-groups", &s.who.groups.join(","));
+    set(h, X_YAGURA_GROUPS, &s.who.groups.join(","));
     let iat = now();
-    let claims = Claims {
+    let exp = iat + st.cfg.assertion_ttl.as_secs();
+    let jwt = st.signer.cached(&s.sid, audience, iat, exp, || Claims {
         iss: &st.auth_origin,
         aud: audience,
         sub: format!("{}:{}", s.who.provider, s.who.id),
         iat,
-        exp: iat + st.cfg.assertion_ttl.as_secs(),
+        exp,
         user: &s.who.user,
         email: s.who.email.as_deref(),
         groups: &s.who.groups,
-    };
-    if let Some(jwt) = st.signer.cached(&s.sid, &claims) {
-        set(h, "x-yagura-assertion", &jwt);
+    });
+    if let Some(jwt) = jwt {
+        h.insert(X_YAGURA_ASSERTION, jwt);
     }
 }
 
@@ -582,15 +638,12 @@ fn upstream_headers(
     }
     let ip = peer.ip().to_string();
     if let Ok(v) = HeaderValue::from_str(&ip) {
-        out.insert(HeaderName::from_static("x-forwarded-for"), v.clone());
-        out.insert(HeaderName::from_static("x-real-ip"), v);
+        out.insert(X_FORWARDED_FOR, v.clone());
+        out.insert(X_REAL_IP, v);
     }
-    out.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("https"),
-    );
+    out.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     if let Ok(v) = HeaderValue::from_str(host) {
-        out.insert(HeaderName::from_static("x-forwarded-host"), v);
+        out.insert(X_FORWARDED_HOST, v);
     }
     if let Some(s) = session {
         identity_headers(st, host, s, &mut out);
@@ -599,11 +652,11 @@ fn upstream_headers(
 }
 
 fn strip_response_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    for n in HOP {
-        if keep_upgrade && (*n == "upgrade" || *n == "connection") {
+    for n in &HOP_NAMES {
+        if keep_upgrade && (n == header::UPGRADE || n == header::CONNECTION) {
             continue;
         }
-        h.remove(*n);
+        h.remove(n);
     }
 }
 
@@ -635,7 +688,7 @@ async fn forward(
     pool: &Arc<Pool>,
     host: &str,
     path: &str,
-    session: Option<Session>,
+    session: Option<Arc<Session>>,
 ) -> Response<Body> {
     if !pool.has_upstreams() {
         return error_page(
@@ -645,7 +698,7 @@ async fn forward(
         );
     }
     let upgrade = is_upgrade(&req);
-    let mut headers = upstream_headers(st, req.headers(), peer, host, session.as_ref(), upgrade);
+    let mut headers = upstream_headers(st, req.headers(), peer, host, session.as_deref(), upgrade);
     let query = req.uri().query().map(str::to_string);
     let method = req.method().clone();
     if upgrade {
@@ -745,12 +798,9 @@ async fn forward(
 }
 
 fn set_host(h: &mut HeaderMap, pool: &Pool, up: &Upstream, host: &str) {
-    let v = if pool.preserve_host {
-        host
-    } else {
-        up.authority()
-    };
-    if let Ok(v) = HeaderValue::from_str(v) {
+    if !pool.preserve_host {
+        h.insert(header::HOST, up.host_header().clone());
+    } else if let Ok(v) = HeaderValue::from_str(host) {
         h.insert(header::HOST, v);
     }
 }
@@ -764,7 +814,7 @@ async fn websocket(
     path: &str,
     query: Option<&str>,
     headers: HeaderMap,
-    session: Option<Session>,
+    session: Option<Arc<Session>>,
     down: hyper::upgrade::OnUpgrade,
 ) -> Response<Body> {
     let start = pool.start();
@@ -821,8 +871,8 @@ async fn websocket(
 
 /// Resolves when an open tunnel must close: the session expired or lost access at a membership re-check.
 /// Never resolves for public routes.
-async fn watch_policy(st: &State, route: &Route, session: Option<Session>) -> &'static str {
-    let Some(mut s) = session else {
+async fn watch_policy(st: &State, route: &Route, session: Option<Arc<Session>>) -> &'static str {
+    let Some(mut s) = session.map(|s| Session::clone(&s)) else {
         return std::future::pending().await;
     };
     if route.decide(None) == Decision::Allow {
@@ -856,6 +906,46 @@ async fn watch_policy(st: &State, route: &Route, session: Option<Session>) -> &'
                     return "session ended";
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The fast path of `req_host` gives what parsing the `Host` as an authority gives.
+    #[test]
+    fn req_host_fast_path_matches_authority_parsing() {
+        let slow = |h: &str| -> Option<String> {
+            let a: http::uri::Authority = h.parse().ok()?;
+            let h = a.host().trim_end_matches('.').to_ascii_lowercase();
+            (!h.is_empty()).then_some(h)
+        };
+        for h in [
+            "app.bench.test",
+            "App.Bench.Test",
+            "app.bench.test:8443",
+            "app.bench.test.",
+            "app.bench.test.:443",
+            "app.bench.test:",
+            "app.bench.test:99999",
+            "app.bench.test:12a",
+            "app.bench.test:65535",
+            "[::1]:443",
+            "198.18.0.1:80",
+            ".",
+            "a-b.c",
+            "a b",
+            "user@app.bench.test",
+        ] {
+            let req = Request::builder()
+                .uri("/x")
+                .header(header::HOST, h)
+                .body(())
+                .unwrap();
+            assert_eq!(req_host(&req), slow(h), "Host: {h}");
         }
     }
 }

@@ -218,13 +218,17 @@ pub fn cookie_values<'a>(
 
 /// The `Cookie` header without the cookies whose names `drop` rejects (the session never reaches upstreams).
 pub fn without_cookies(value: &str, drop: impl Fn(&str) -> bool) -> Option<String> {
-    let kept: Vec<&str> = value
-        .split(';')
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty())
-        .filter(|kv| !drop(kv.split_once('=').map_or(*kv, |(k, _)| k)))
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+    let mut kept = String::new();
+    for kv in value.split(';').map(str::trim).filter(|kv| !kv.is_empty()) {
+        if drop(kv.split_once('=').map_or(kv, |(k, _)| k)) {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(kv);
+    }
+    (!kept.is_empty()).then_some(kept)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::assertion::{Signer, SignerError};
 use crate::config::GateConfig;
 use crate::github::GitHub;
 use crate::httpc::Fetch;
-use crate::metrics::GateMetrics;
+use crate::metrics::{GateMetrics, RouteMetrics};
 use crate::oidc::Oidc;
 use crate::policy::RouteTable;
 use crate::session::{KeyError, Sealer, Session};
@@ -59,6 +59,8 @@ pub struct State {
     pub auth_origin: String,
     /// Metrics.
     pub metrics: GateMetrics,
+    /// Each route's request and decision metrics, by route index.
+    pub route_metrics: Vec<RouteMetrics>,
     /// Cancelled when this generation is replaced (stops its health checks).
     pub stop: CancellationToken,
     /// Cancelled at process shutdown (closes websockets after the drain).
@@ -77,7 +79,50 @@ pub struct State {
 pub struct Opened(Box<[OpenedShard]>);
 
 /// One serving thread's opened sessions.
-type OpenedShard = std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<Session>>>;
+type OpenedShard = std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<Session>, TailHash>>;
+
+/// Hashes keys by their last 16 bytes only, mixed with a random per-map seed. Sealed cookie values end in their
+/// AES-GCM tag (random), so the tail alone spreads them, for a fraction of the cost of SipHash over a value of
+/// several hundred bytes. Only values the gate sealed itself are ever stored, so a client crafting a colliding
+/// value costs one string comparison per lookup, nothing more.
+#[derive(Debug, Clone)]
+pub struct TailHash(u64);
+
+impl Default for TailHash {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Self(std::collections::hash_map::RandomState::new().hash_one(0u8) | 1)
+    }
+}
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0)
+    }
+}
+
+/// The hasher of [`TailHash`].
+#[derive(Debug)]
+pub struct TailHasher(u64);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(16)..];
+        for chunk in tail.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.0 ^= self.0 >> 29;
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
 
 /// Entries kept per serving thread before the map is cleared.
 const OPENED_MAX: usize = 2048;
@@ -229,6 +274,11 @@ impl State {
             None => None,
         };
         let auth_origin = origin(&cfg.auth_host, port);
+        let route_metrics = cfg
+            .routes
+            .iter()
+            .map(|r| metrics.for_route(&r.name))
+            .collect();
         Ok(Self {
             routes,
             pools,
@@ -239,6 +289,7 @@ impl State {
             port,
             auth_origin,
             metrics,
+            route_metrics,
             stop: shutdown.child_token(),
             shutdown: shutdown.clone(),
             rechecks: Rechecks::default(),

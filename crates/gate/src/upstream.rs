@@ -34,6 +34,7 @@ pub struct Upstream {
     pub url: String,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
+    host_header: http::HeaderValue,
     base: String,
     healthy: AtomicBool,
     oks: AtomicU32,
@@ -48,6 +49,7 @@ impl Upstream {
             url: s.to_string(),
             scheme: u.scheme()?.clone(),
             authority: u.authority()?.clone(),
+            host_header: http::HeaderValue::from_str(u.authority()?.as_str()).ok()?,
             base,
             healthy: AtomicBool::new(true),
             oks: AtomicU32::new(0),
@@ -72,6 +74,11 @@ impl Upstream {
     /// `host[:port]` of the upstream (its own `Host` header).
     pub fn authority(&self) -> &str {
         self.authority.as_str()
+    }
+
+    /// [`Upstream::authority`] as a ready `Host` header value.
+    pub fn host_header(&self) -> &http::HeaderValue {
+        &self.host_header
     }
 
     /// In use?

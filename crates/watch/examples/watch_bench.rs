@@ -3,7 +3,8 @@
 //! - `replay PCAP REPEAT DB [--no-raw]`: decode + aggregate + store every UDP payload of a capture (sFlow or
 //!   NetFlow/IPFIX, picked by destination port 6343 → sFlow) REPEAT times, in one thread, into a fresh store;
 //!   prints datagrams, samples (flow records) and CPU seconds as JSON.
-//! - `syslog-replay FILE REPEAT DB`: parse + store every line of FILE REPEAT times; prints the same.
+//! - `syslog-replay FILE REPEAT DB`: parse + store every line of FILE REPEAT times (in batches of 64 rows, as the
+//!   daemon's parser sends them); prints the same.
 //! - `send-tcp ADDR FILE REPEAT`: sends every line of FILE REPEAT times over one TCP connection (LF framing).
 //! - `flood-udp ADDR PCAP SECONDS`: sends the capture's payloads in a loop for SECONDS as fast as it can.
 //! - `daemon CONFIG`: runs the daemon exactly as `yagura watch --config CONFIG` does.
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yagura_watch::collect::{log_row, FlowDecoder, FlowInput};
 use yagura_watch::metrics::Metrics;
-use yagura_watch::store::{StoreMsg, Writer, WriterLimits};
+use yagura_watch::store::{LogBatch, StoreMsg, Writer, WriterLimits};
 
 /// (destination port, source address, UDP payload) of every IPv4/UDP packet in a pcap file (Ethernet or
 /// Linux cooked captures).
@@ -153,11 +154,15 @@ fn main() {
             let (c0, t0) = (cpu_seconds(), Instant::now());
             let mut n = 0u64;
             let mut last_flush = Instant::now();
+            // Batches of up to 64 rows, as the daemon's parser hands them to the writer.
             for _ in 0..repeat {
-                for l in &lines {
-                    let row = log_row(l, peer, "tcp", 1_800_000_000_000 + n as i64, 0);
-                    w.push(StoreMsg::Log(Box::new(row)));
-                    n += 1;
+                for chunk in lines.chunks(64) {
+                    let rows = chunk
+                        .iter()
+                        .map(|l| log_row(l, peer, "tcp", 1_800_000_000_000 + n as i64, 0))
+                        .collect();
+                    w.push(StoreMsg::Logs(LogBatch { rows, ticket: None }));
+                    n += chunk.len() as u64;
                     if last_flush.elapsed() >= Duration::from_secs(1) {
                         w.flush();
                         last_flush = Instant::now();

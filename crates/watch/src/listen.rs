@@ -25,7 +25,8 @@ pub struct FlowDatagram {
     pub bytes: Vec<u8>,
 }
 
-/// One received syslog message (a UDP datagram or a TCP frame).
+/// Received syslog messages from one sender: a UDP datagram, or the frames of one TCP read (up to
+/// [`MAX_BATCH_FRAMES`] / [`MAX_BATCH_BYTES`]), so the queues carry many messages per hop.
 #[derive(Debug)]
 pub struct SyslogItem {
     /// Source address.
@@ -34,8 +35,58 @@ pub struct SyslogItem {
     pub transport: &'static str,
     /// Receive time, Unix ms.
     pub received_ms: i64,
-    /// The bytes.
+    /// The messages' bytes, one after another.
     pub bytes: Vec<u8>,
+    /// Where each message ends in `bytes`.
+    pub ends: Vec<usize>,
+}
+
+/// Most TCP frames per [`SyslogItem`].
+pub const MAX_BATCH_FRAMES: usize = 64;
+/// A [`SyslogItem`] is closed once it holds this many bytes (a single longer frame is an item of its own).
+pub const MAX_BATCH_BYTES: usize = 16 * 1024;
+
+impl SyslogItem {
+    /// One message.
+    pub fn one(peer: IpAddr, transport: &'static str, received_ms: i64, bytes: Vec<u8>) -> Self {
+        let ends = vec![bytes.len()];
+        Self {
+            peer,
+            transport,
+            received_ms,
+            bytes,
+            ends,
+        }
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when it holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The messages, in order.
+    pub fn messages(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let m = self.bytes.get(start..end).unwrap_or_default();
+            start = end;
+            m
+        })
+    }
+
+    fn push(&mut self, frame: &[u8]) {
+        self.bytes.extend_from_slice(frame);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn full(&self) -> bool {
+        self.ends.len() >= MAX_BATCH_FRAMES || self.bytes.len() >= MAX_BATCH_BYTES
+    }
 }
 
 /// Binds a UDP socket with a larger receive buffer (best effort) and address reuse off.
@@ -117,12 +168,7 @@ pub async fn syslog_udp_loop(
 ) {
     let mut buf = vec![0u8; 65_536];
     while let Some((n, from)) = next_datagram(&sock, &mut buf, &stop).await {
-        let item = SyslogItem {
-            peer: from.ip(),
-            transport: "udp",
-            received_ms: crate::store::now_ms(),
-            bytes: buf[..n].to_vec(),
-        };
+        let item = SyslogItem::one(from.ip(), "udp", crate::store::now_ms(), buf[..n].to_vec());
         if let Err(mpsc::error::TrySendError::Full(item)) = tx.try_send(item) {
             let label = metrics.exporters.label(item.peer);
             metrics.drop_n(&label, "syslog", "queue_full", 1);
@@ -177,53 +223,88 @@ async fn syslog_tcp_conn(
 ) {
     let mut dec = yagura_syslog::FrameDecoder::new(max_frame);
     let mut buf = vec![0u8; 16 * 1024];
+    let new_item = || SyslogItem {
+        peer,
+        transport: "tcp",
+        received_ms: crate::store::now_ms(),
+        bytes: Vec::with_capacity(MAX_BATCH_BYTES + 1024),
+        ends: Vec::with_capacity(MAX_BATCH_FRAMES),
+    };
     loop {
         let n = tokio::select! {
             _ = stop.cancelled() => 0,
             r = stream.read(&mut buf) => r.unwrap_or(0),
         };
+        // The frames this read completed go on together, in items of bounded size.
+        let mut item = new_item();
         if n == 0 {
             if let Some(f) = dec.finish() {
-                if !deliver(f, peer, &tx, metrics).await {
-                    return;
-                }
+                take(f, &mut item, peer, metrics);
             }
+            let _ = deliver(item, &tx).await;
             return;
         }
         dec.push(&buf[..n]);
         while let Some(f) = dec.next_frame() {
-            if !deliver(f, peer, &tx, metrics).await {
+            take(f, &mut item, peer, metrics);
+            if item.full() && !deliver(std::mem::replace(&mut item, new_item()), &tx).await {
                 return;
             }
+        }
+        if !deliver(item, &tx).await {
+            return;
         }
     }
 }
 
-/// Sends one frame on; waits for room (TCP backpressure). Returns false when the daemon is stopping.
-async fn deliver(
+/// Adds one decoded frame to `item`, or counts a framing error.
+fn take(
     frame: Result<Vec<u8>, yagura_syslog::FramingError>,
+    item: &mut SyslogItem,
     peer: IpAddr,
-    tx: &mpsc::Sender<SyslogItem>,
     metrics: &Metrics,
-) -> bool {
+) {
     match frame {
-        Ok(bytes) if bytes.is_empty() => true,
-        Ok(bytes) => tx
-            .send(SyslogItem {
-                peer,
-                transport: "tcp",
-                received_ms: crate::store::now_ms(),
-                bytes,
-            })
-            .await
-            .is_ok(),
+        Ok(bytes) if bytes.is_empty() => {}
+        Ok(bytes) => item.push(&bytes),
         Err(e) => {
             metrics.framing_errors.inc();
             if matches!(e, yagura_syslog::FramingError::FrameTooLong { .. }) {
                 metrics.drop_n(&metrics.exporters.label(peer), "syslog", "too_long", 1);
             }
             tracing::debug!(%peer, error = %e, "syslog framing error");
-            true
         }
+    }
+}
+
+/// Sends an item on (if it holds anything); waits for room (TCP backpressure). Returns false when the daemon is
+/// stopping.
+async fn deliver(item: SyslogItem, tx: &mpsc::Sender<SyslogItem>) -> bool {
+    item.is_empty() || tx.send(item).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn an_item_carries_its_frames_in_order_and_closes_when_full() {
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut item = SyslogItem::one(peer, "tcp", 5, b"<13>first".to_vec());
+        item.push(b"");
+        item.push(b"<14>third");
+        let got: Vec<&[u8]> = item.messages().collect();
+        assert_eq!(got, vec![&b"<13>first"[..], &b""[..], &b"<14>third"[..]]);
+        assert_eq!(item.len(), 3);
+        assert!(!item.full());
+        for _ in 3..MAX_BATCH_FRAMES {
+            item.push(b"x");
+        }
+        assert!(item.full());
+        let mut big = SyslogItem::one(peer, "tcp", 5, vec![b'a'; MAX_BATCH_BYTES]);
+        assert!(big.full());
+        big.ends.clear();
+        assert!(big.is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! The worker threads between the socket queues and the store: the flow decoder (one thread owns the template
 //! cache) and the syslog parser. Each reads a bounded queue, updates metrics, and hands rows to the store
-//! writer's bounded queue — dropping and counting when that is full.
+//! writer's bounded queue — dropping and counting when that is full. Syslog travels in batches (the frames of one
+//! TCP read become one item and one batch of rows), so each hop is paid once per batch, not per message.
 //!
 //! ```text
 //!  UDP 6343 ─┐                                  ┌─ flows/counters ─┐
@@ -13,7 +14,7 @@
 use crate::collect::{log_row, FlowDecoder};
 use crate::listen::{FlowDatagram, SyslogItem};
 use crate::metrics::{ExporterOnly, ExporterProto, IfLabels, Kind, Metrics, SyslogLabels};
-use crate::store::{StoreMsg, WriterCmd};
+use crate::store::{LogBatch, StoreMsg, WriterCmd};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -181,7 +182,16 @@ pub fn flow_worker(
     depth.set(0);
 }
 
+/// Most syslog batches a parser has waiting in the store queue (each at most
+/// [`crate::listen::MAX_BATCH_FRAMES`] rows): bounds the memory the store queue holds for syslog when the writer
+/// lags, as a one-message-per-item queue did.
+pub const MAX_LOG_BATCHES_IN_FLIGHT: usize = 256;
+
 /// Runs the syslog parser until its queue closes. `local_offset` is shared so a reload can change it.
+///
+/// Each item (a datagram, or the frames of one TCP read) is parsed into one [`LogBatch`] and handed to the writer
+/// in one queue hop. TCP input waits while [`MAX_LOG_BATCHES_IN_FLIGHT`] batches are queued (so the connection
+/// stops being read and the sender slows down); UDP input is dropped and counted then.
 pub fn syslog_worker(
     mut rx: mpsc::Receiver<SyslogItem>,
     store: SyncSender<WriterCmd>,
@@ -192,22 +202,50 @@ pub fn syslog_worker(
         .queue_depth
         .get_or_create(&Kind { kind: "syslog" })
         .clone();
+    let ticket = Arc::new(());
     while let Some(m) = rx.blocking_recv() {
         depth.set(rx.len() as i64);
         let label = metrics.exporters.label(m.peer);
         let offset = local_offset.load(Ordering::Relaxed) as i16;
-        let row = log_row(&m.bytes, m.peer, m.transport, m.received_ms, offset);
+        let mut rows = Vec::with_capacity(m.len());
+        let mut malformed = 0u64;
+        for bytes in m.messages() {
+            let row = log_row(bytes, m.peer, m.transport, m.received_ms, offset);
+            malformed += u64::from(row.malformed);
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            continue;
+        }
         let l = SyslogLabels {
             exporter: label.clone(),
             transport: m.transport,
         };
-        metrics.syslog_messages.get_or_create(&l).inc();
-        if row.malformed {
-            metrics.syslog_malformed.get_or_create(&l).inc();
+        metrics
+            .syslog_messages
+            .get_or_create(&l)
+            .inc_by(rows.len() as u64);
+        if malformed > 0 {
+            metrics.syslog_malformed.get_or_create(&l).inc_by(malformed);
         }
-        let msg = StoreMsg::Log(Box::new(row));
-        let alive = if m.transport == "tcp" {
-            // TCP is lossless: wait for room, so the connection stops being read and the sender slows down.
+        let tcp = m.transport == "tcp";
+        if Arc::strong_count(&ticket) > MAX_LOG_BATCHES_IN_FLIGHT {
+            if !tcp {
+                metrics.drop_n(&label, "syslog", "store_queue_full", rows.len() as u64);
+                continue;
+            }
+            // TCP is lossless: wait until the writer has taken batches (bounded by the writer's progress; a
+            // stopped writer drops its queue, and with it the tickets).
+            while Arc::strong_count(&ticket) > MAX_LOG_BATCHES_IN_FLIGHT {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let msg = StoreMsg::Logs(LogBatch {
+            rows,
+            ticket: Some(ticket.clone()),
+        });
+        let alive = if tcp {
+            // Wait for room, so the connection stops being read and the sender slows down.
             store.send(WriterCmd::Data(msg)).is_ok()
         } else {
             offer(&store, msg, &label, "syslog", &metrics)
@@ -217,4 +255,38 @@ pub fn syslog_worker(
         }
     }
     depth.set(0);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::net::IpAddr;
+
+    /// With the writer not taking anything, UDP batches beyond the in-flight bound are dropped (and the store
+    /// queue, though it has room, holds no more than the bound).
+    #[test]
+    fn syslog_batches_in_flight_are_bounded() {
+        let metrics = Arc::new(Metrics::register(
+            &mut prometheus_client::registry::Registry::default(),
+            16,
+        ));
+        let (store_tx, store_rx) = std::sync::mpsc::sync_channel(4 * MAX_LOG_BATCHES_IN_FLIGHT);
+        let (tx, rx) = mpsc::channel(4 * MAX_LOG_BATCHES_IN_FLIGHT);
+        let peer: IpAddr = "198.18.0.9".parse().unwrap();
+        let extra = 40;
+        for i in 0..MAX_LOG_BATCHES_IN_FLIGHT + extra {
+            let line = format!("<13>1 2026-11-27T08:00:00Z h app - - - message {i}");
+            tx.try_send(SyslogItem::one(peer, "udp", 0, line.into_bytes()))
+                .unwrap();
+        }
+        drop(tx);
+        syslog_worker(rx, store_tx, metrics, Arc::new(AtomicI32::new(0)));
+        let mut batches = 0;
+        while let Ok(WriterCmd::Data(StoreMsg::Logs(b))) = store_rx.try_recv() {
+            assert_eq!(b.rows.len(), 1);
+            batches += 1;
+        }
+        assert_eq!(batches, MAX_LOG_BATCHES_IN_FLIGHT);
+    }
 }

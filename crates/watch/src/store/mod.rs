@@ -40,6 +40,18 @@ pub enum StoreMsg {
     },
     /// One syslog message.
     Log(Box<LogRow>),
+    /// Syslog messages parsed together (one TCP read's worth, from one sender).
+    Logs(LogBatch),
+}
+
+/// Syslog rows that travel to the writer together (one queue hop for many messages).
+#[derive(Debug, Clone, Default)]
+pub struct LogBatch {
+    /// The rows, in receive order.
+    pub rows: Vec<LogRow>,
+    /// Held while the batch waits in the store queue: the sender bounds how many batches it has in flight by
+    /// the strong count of this `Arc` (the writer drops it on taking the batch).
+    pub ticket: Option<std::sync::Arc<()>>,
 }
 
 impl StoreMsg {
@@ -49,6 +61,7 @@ impl StoreMsg {
             StoreMsg::Flows { records, .. } => records.len(),
             StoreMsg::Counters { rows, .. } => rows.len(),
             StoreMsg::Log(_) => 1,
+            StoreMsg::Logs(b) => b.rows.len(),
         }
     }
 }

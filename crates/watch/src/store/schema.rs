@@ -6,7 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
+
+/// The full-text index over `logs.msg`: contentless (the text stays in `logs` only), no positions
+/// (`detail=none`: every query is an AND of words) and no per-row size record (`columnsize=0`), so an insert
+/// costs one tokenisation and nothing per row beyond the index itself. Retention removes entries with the
+/// `'delete'` command, passing the text read back from `logs` before those rows go.
+const LOGS_FTS: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(msg, content='', \
+    columnsize=0, detail=none);";
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS flows (
@@ -41,7 +48,6 @@ CREATE TABLE IF NOT EXISTS logs (
     malformed INTEGER NOT NULL, msg TEXT NOT NULL, raw BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_received ON logs(received);
-CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(msg, content='', contentless_delete=1, detail=none);
 "#;
 
 /// Opens (creating if needed) the database for writing.
@@ -67,8 +73,19 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < VERSION {
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", VERSION)?;
+        let tx = conn.unchecked_transaction()?;
+        if version == 1 {
+            // Version 1 had a contentless index with per-row size records (`contentless_delete=1`): rebuild it
+            // from the stored messages in the version 2 form.
+            tx.execute_batch("DROP TABLE IF EXISTS logs_fts;")?;
+        }
+        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(LOGS_FTS)?;
+        if version == 1 {
+            tx.execute_batch("INSERT INTO logs_fts (rowid, msg) SELECT id, msg FROM logs;")?;
+        }
+        tx.pragma_update(None, "user_version", VERSION)?;
+        tx.commit()?;
     }
     Ok(conn)
 }

@@ -8,13 +8,15 @@ use rusqlite::{params, Connection};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use yagura_flow::FlowRecord;
 
 /// A batch is committed early when it holds this many rows.
 const MAX_BATCH_ROWS: usize = 50_000;
+/// With nothing queued, pending rows are committed once the last commit is this old (see [`Writer::run`]).
+const IDLE_COMMIT_AFTER: Duration = Duration::from_millis(200);
 /// Rows deleted per statement by retention (keeps each delete transaction small).
 const DELETE_CHUNK: i64 = 20_000;
 
@@ -215,7 +217,11 @@ impl Writer {
     }
 
     /// Queues a message; commits when the batch is large.
-    pub fn push(&mut self, msg: StoreMsg) {
+    pub fn push(&mut self, mut msg: StoreMsg) {
+        if let StoreMsg::Logs(b) = &mut msg {
+            // Out of the queue: the sender may send more.
+            b.ticket = None;
+        }
         self.pending_rows += msg.rows();
         self.pending.push(msg);
         if self.pending_rows >= MAX_BATCH_ROWS {
@@ -225,19 +231,44 @@ impl Writer {
 
     /// Runs the writer until `rx` is closed (all senders dropped), committing at least every commit interval
     /// and running retention every retention interval. Commits what is pending before returning.
+    ///
+    /// Group commit: while data keeps arriving, rows gather into large transactions; once the queue is empty,
+    /// what is pending is committed as soon as the last commit is `IDLE_COMMIT_AFTER` (200 ms) old, so rows
+    /// reach the store without waiting out the commit interval when input pauses.
     pub fn run(mut self, rx: Receiver<WriterCmd>) {
         loop {
-            let next_commit = self.last_commit + self.limits.commit_interval;
-            let wait = next_commit.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(WriterCmd::Data(m)) => self.push(m),
-                Ok(WriterCmd::Limits(l)) => self.set_limits(l),
-                Ok(WriterCmd::Flush(ack)) => {
+            let cmd = match rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let idle_commit = self.last_commit + IDLE_COMMIT_AFTER;
+                    if self.pending_rows > 0 && Instant::now() >= idle_commit {
+                        self.flush();
+                    }
+                    let mut next_commit = self.last_commit + self.limits.commit_interval;
+                    if self.pending_rows > 0 {
+                        next_commit = next_commit.min(self.last_commit + IDLE_COMMIT_AFTER);
+                    }
+                    match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
+                        Ok(c) => Some(c),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if self.pending_rows > 0 {
+                                self.flush();
+                            }
+                            None
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            match cmd {
+                Some(WriterCmd::Data(m)) => self.push(m),
+                Some(WriterCmd::Limits(l)) => self.set_limits(l),
+                Some(WriterCmd::Flush(ack)) => {
                     self.flush();
                     let _ = ack.send(());
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                None => {}
             }
             let now = Instant::now();
             if now >= self.last_commit + self.limits.commit_interval {
@@ -329,6 +360,10 @@ impl Writer {
             let (peer, input) = match m {
                 StoreMsg::Flows { peer, .. } | StoreMsg::Counters { peer, .. } => (*peer, "flow"),
                 StoreMsg::Log(l) => (l.peer, "syslog"),
+                StoreMsg::Logs(b) => match b.rows.first() {
+                    Some(l) => (l.peer, "syslog"),
+                    None => continue,
+                },
             };
             let n = m.rows() as u64;
             if n > 0 {
@@ -358,8 +393,9 @@ impl Writer {
                 "INSERT INTO logs (received, ts, peer, transport, host, app, procid, msgid, facility, severity, \
                  format, malformed, msg, raw) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
             )?;
-            let mut ins_fts =
-                tx.prepare_cached("INSERT INTO logs_fts (rowid, msg) VALUES (?1, ?2)")?;
+            let mut ins_fts = tx.prepare_cached(
+                "INSERT INTO logs_fts (rowid, msg) SELECT id, msg FROM logs WHERE id >= ?1",
+            )?;
             for m in batch {
                 match m {
                     StoreMsg::Flows {
@@ -408,13 +444,32 @@ impl Writer {
                         }
                     }
                     StoreMsg::Log(l) => logs.push(l),
+                    StoreMsg::Logs(b) => logs.extend(b.rows.iter()),
                 }
             }
-            // Logs go one row per statement: batching them (with their full-text entries) measured slower.
-            for l in &logs {
-                insert_log(&mut ins_log, l)?;
-                let id = tx.last_insert_rowid();
-                ins_fts.execute(params![id, l.msg])?;
+            // Logs go LOG_ROWS_PER_INSERT rows per statement; their full-text entries follow in one statement
+            // per commit, read back from the rows just written (rowids only grow: one writer, appends).
+            if !logs.is_empty() {
+                let mut peers = AddrText::default();
+                for l in &logs {
+                    peers.add(Some(l.peer));
+                }
+                let mut first_id = None;
+                let mut many = tx.prepare_cached(&many_logs_sql())?;
+                let mut chunks = logs.chunks_exact(LOG_ROWS_PER_INSERT);
+                for chunk in &mut chunks {
+                    for (i, l) in chunk.iter().enumerate() {
+                        bind_log(&mut many, i * LOG_COLUMNS, l, peers.get(l.peer))?;
+                    }
+                    many.raw_execute()?;
+                    first_id.get_or_insert_with(|| tx.last_insert_rowid() - chunk.len() as i64 + 1);
+                }
+                for l in chunks.remainder() {
+                    bind_log(&mut ins_log, 0, l, peers.get(l.peer))?;
+                    ins_log.raw_execute()?;
+                    first_id.get_or_insert_with(|| tx.last_insert_rowid());
+                }
+                ins_fts.execute(params![first_id.unwrap_or(0)])?;
             }
             n_logs += logs.len() as u64;
             // Raw flows go in FLOW_ROWS_PER_INSERT rows per statement (far fewer VM round trips per row).
@@ -553,7 +608,9 @@ impl Writer {
                     None => 0,
                     Some(id) => {
                         tx.execute(
-                            "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM logs WHERE received < ?1 AND id <= ?2)",
+                            // The index reads its text from `logs`: tell it what goes before the rows do.
+                            "INSERT INTO logs_fts (logs_fts, rowid, msg) \
+                             SELECT 'delete', id, msg FROM logs WHERE received < ?1 AND id <= ?2",
                             params![cutoff, id],
                         )?;
                         tx.execute(
@@ -842,22 +899,38 @@ fn insert_counter(
     Ok(())
 }
 
-fn insert_log(st: &mut rusqlite::CachedStatement<'_>, l: &LogRow) -> Result<(), rusqlite::Error> {
-    st.execute(params![
-        l.received_ms,
-        l.ts_ms,
-        crate::metrics::canonical(l.peer).to_string(),
-        l.transport,
-        l.host,
-        l.app,
-        l.proc_id,
-        l.msg_id,
-        l.facility,
-        l.severity,
-        l.format,
-        l.malformed,
-        l.msg,
-        l.raw,
-    ])?;
+const LOG_COLUMNS: usize = 14;
+const LOG_ROWS_PER_INSERT: usize = 16;
+
+fn many_logs_sql() -> String {
+    let one = format!("({})", vec!["?"; LOG_COLUMNS].join(","));
+    format!(
+        "INSERT INTO logs (received, ts, peer, transport, host, app, procid, msgid, facility, severity, format, \
+         malformed, msg, raw) VALUES {}",
+        vec![one; LOG_ROWS_PER_INSERT].join(",")
+    )
+}
+
+/// Binds one log row at parameter offset `base` (0-based; parameters are 1-based).
+fn bind_log(
+    st: &mut rusqlite::CachedStatement<'_>,
+    base: usize,
+    l: &LogRow,
+    peer: &str,
+) -> Result<(), rusqlite::Error> {
+    st.raw_bind_parameter(base + 1, l.received_ms)?;
+    st.raw_bind_parameter(base + 2, l.ts_ms)?;
+    st.raw_bind_parameter(base + 3, peer)?;
+    st.raw_bind_parameter(base + 4, l.transport)?;
+    st.raw_bind_parameter(base + 5, l.host.as_deref())?;
+    st.raw_bind_parameter(base + 6, l.app.as_deref())?;
+    st.raw_bind_parameter(base + 7, l.proc_id.as_deref())?;
+    st.raw_bind_parameter(base + 8, l.msg_id.as_deref())?;
+    st.raw_bind_parameter(base + 9, l.facility)?;
+    st.raw_bind_parameter(base + 10, l.severity)?;
+    st.raw_bind_parameter(base + 11, l.format)?;
+    st.raw_bind_parameter(base + 12, l.malformed)?;
+    st.raw_bind_parameter(base + 13, l.msg.as_str())?;
+    st.raw_bind_parameter(base + 14, l.raw.as_slice())?;
     Ok(())
 }
