@@ -1,6 +1,7 @@
 //! The `yagura edge` command line: `yagura edge --config FILE` runs the daemon; `status`, `drain`, `announce`,
-//! `withdraw` talk to a running one through its control API; `check` validates a config. The binary only wires
-//! [`EdgeArgs`] in and maps [`run`]'s result to an exit code (0 ok, 1 invalid config, 2 usage or I/O).
+//! `withdraw` talk to a running one through its control API; `--check` (or `check`) validates a config. The
+//! binary only wires [`EdgeArgs`] in and maps [`run`]'s result to an exit code (0 ok, 1 invalid config, 2 usage
+//! or I/O).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,11 @@ pub struct EdgeArgs {
     /// The control API address of a running daemon (default: `control` from --config, else 127.0.0.1:9179).
     #[arg(long, global = true, value_name = "ADDR")]
     control: Option<SocketAddr>,
+    /// Only check the config (like `nginx -t`): parse and validate it as the daemon does at start, print every
+    /// problem with file:line:col, exit 0 valid / 1 invalid / 2 unreadable. Files it names (CA bundle, MD5
+    /// password file) are not opened: they live on the host that runs the daemon.
+    #[arg(long, requires = "config")]
+    check: bool,
     /// Log format of the daemon: text or json.
     #[arg(long, default_value = "text", value_name = "FORMAT")]
     log_format: String,
@@ -52,7 +58,7 @@ enum EdgeAction {
         /// The VIP's name.
         vip: String,
     },
-    /// Validate the config given with --config and exit (0 valid, 1 invalid).
+    /// Validate the config given with --config and exit (0 valid, 1 invalid); the same as --check.
     Check,
 }
 
@@ -94,7 +100,12 @@ fn control_addr(a: &EdgeArgs) -> Result<SocketAddr, CliError> {
 
 /// Runs `yagura edge …`; returns the exit code (0 ok, 1 invalid config).
 pub fn run(a: EdgeArgs) -> Result<u8, CliError> {
-    match &a.action {
+    let action = if a.check {
+        Some(&EdgeAction::Check)
+    } else {
+        a.action.as_ref()
+    };
+    match action {
         None => {
             let Some(path) = a.config.clone() else {
                 return Err(CliError::Usage(
@@ -116,7 +127,7 @@ pub fn run(a: EdgeArgs) -> Result<u8, CliError> {
         Some(EdgeAction::Check) => {
             let Some(path) = &a.config else {
                 return Err(CliError::Usage(
-                    "`yagura edge check` needs --config FILE".into(),
+                    "`yagura edge --check` needs --config FILE".into(),
                 ));
             };
             match yagura_daemon::config::load::<EdgeConfig>(path) {

@@ -12,7 +12,8 @@ pub struct GateArgs {
     /// The gate config (TOML), e.g. examples/gate.toml.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
-    /// Only check the config (every problem with file:line:col), then exit: 0 valid, 1 invalid.
+    /// Only check the config (every problem with file:line:col), then exit: 0 valid, 1 invalid, 2 unreadable.
+    /// The files it names (certificates, keys, secrets) are not opened: they exist where the daemon runs.
     #[arg(long)]
     pub check: bool,
     /// Log format: text or json.

@@ -1,7 +1,9 @@
 //! Ansible for one cluster (`<cluster>/ansible/`): `site.yml` runs, in order, the router play (VyOS commands),
 //! the server plays (admin users, internal NIC, kernel modules and sysctls, containerd with `SystemdCgroup`,
 //! kubeadm/kubelet pinned to the cluster's version with `--node-ip`), `yagura edge` as a systemd unit on the
-//! edges, and the kubeadm bootstrap (init with upload-certs, join masters one by one, join workers).
+//! edges (each with its own `files/edge/<node>.toml`, checked with `yagura edge --check` before it is installed,
+//! and the cluster CA its API health check verifies against), and the kubeadm bootstrap (init with upload-certs,
+//! join masters one by one, join workers).
 //! `inventory.sh` runs `yagura inventory` for the cluster's workspace. Only `ansible.builtin` modules are used,
 //! so plain ansible-core runs it.
 
@@ -218,51 +220,109 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
         format!("---\n{}", yaml("servers.yml", &vec![base, kube])?),
     );
 
-    // Edges: yagura edge as a systemd unit.
+    // Edges: yagura edge as a systemd unit, one config per edge (its own router ID and sessions), checked by
+    // the binary before it replaces the old one. The HTTPS health check of the API servers needs the cluster
+    // CA before the first master exists (the edges carry `kubeadm init`'s traffic to the VIP), so the first
+    // master makes the CA now (`kubeadm init` later keeps an existing one) and the edges get a copy.
+    let delegate = g("delegate");
+    let mut edge_plays = Vec::new();
+    let ca = crate::daemons::edge_ca_file(cx);
+    if ca.is_some() {
+        edge_plays.push(play(
+            format!("Cluster CA of {} for the edges' API health check", c.name),
+            delegate.clone(),
+            vec![
+                task(
+                    "PKI directory",
+                    "ansible.builtin.file",
+                    json!({ "path": "/etc/kubernetes/pki", "state": "directory", "mode": "0755" }),
+                ),
+                json!({ "name": "Cluster CA (kubeadm init keeps it)", "ansible.builtin.command": "kubeadm init phase certs ca", "args": { "creates": "/etc/kubernetes/pki/ca.crt" } }),
+                json!({ "name": "Read the CA certificate", "ansible.builtin.slurp": { "src": "/etc/kubernetes/pki/ca.crt" }, "register": "kubernetes_ca" }),
+            ],
+        ));
+    }
+    let mut edge_tasks = vec![
+        task(
+            "yagura binary",
+            "ansible.builtin.copy",
+            json!({ "src": "{{ yagura_binary | default(playbook_dir ~ '/yagura') }}", "dest": "/usr/local/bin/yagura", "mode": "0755" }),
+        ),
+        task(
+            "Config directory",
+            "ansible.builtin.file",
+            json!({ "path": "/etc/yagura", "state": "directory", "mode": "0755" }),
+        ),
+    ];
+    if let Some(ca) = &ca {
+        let parent = std::path::Path::new(ca)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        if parent != "/etc/yagura" {
+            edge_tasks.push(task(
+                "CA directory",
+                "ansible.builtin.file",
+                json!({ "path": parent, "state": "directory", "mode": "0755" }),
+            ));
+        }
+        edge_tasks.push(json!({ "name": "Cluster CA for the API health check", "ansible.builtin.copy": {
+            "content": format!("{{{{ hostvars[groups['{delegate}'][0]].kubernetes_ca.content | b64decode }}}}"),
+            "dest": ca, "mode": "0644",
+        }, "notify": "Restart yagura-edge" }));
+    }
+    if let Some(env) = &cx.plan.routing.md5_password_env {
+        // The BGP MD5 password goes from the operator's environment to the unit's, never into the tree.
+        edge_tasks.push(
+            json!({ "name": format!("BGP MD5 password (${env} of the machine running Ansible)"),
+            "ansible.builtin.copy": {
+                "content": format!("{env}={{{{ lookup('ansible.builtin.env', '{env}') }}}}\n"),
+                "dest": "/etc/yagura/edge.env", "mode": "0600",
+            }, "no_log": true, "notify": "Restart yagura-edge" }),
+        );
+    }
+    edge_tasks.extend([
+        json!({ "name": "edge config of this node (checked by yagura edge --check)", "ansible.builtin.copy": {
+            "src": "files/edge/{{ inventory_hostname }}.toml", "dest": "/etc/yagura/edge.toml", "mode": "0644",
+            "validate": "/usr/local/bin/yagura edge --check --config %s",
+        }, "notify": "Reload yagura-edge" }),
+        json!({ "name": "systemd unit", "ansible.builtin.copy": { "src": "files/yagura-edge.service", "dest": "/etc/systemd/system/yagura-edge.service", "mode": "0644" }, "notify": "Restart yagura-edge" }),
+        task(
+            "Running and enabled",
+            "ansible.builtin.systemd_service",
+            json!({ "name": "yagura-edge", "state": "started", "enabled": true, "daemon_reload": true }),
+        ),
+    ]);
     let mut edge = play(
         format!("yagura edge on the edges of {}", c.name),
         g("edges"),
-        vec![
-            task(
-                "yagura binary",
-                "ansible.builtin.copy",
-                json!({ "src": "{{ yagura_binary | default(playbook_dir ~ '/yagura') }}", "dest": "/usr/local/bin/yagura", "mode": "0755" }),
-            ),
-            task(
-                "Config directory",
-                "ansible.builtin.file",
-                json!({ "path": "/etc/yagura", "state": "directory", "mode": "0755" }),
-            ),
-            json!({ "name": "edge config", "ansible.builtin.copy": { "src": "files/edge.toml", "dest": "/etc/yagura/edge.toml", "mode": "0644" }, "notify": "Reload yagura-edge" }),
-            json!({ "name": "systemd unit", "ansible.builtin.copy": { "src": "files/yagura-edge.service", "dest": "/etc/systemd/system/yagura-edge.service", "mode": "0644" }, "notify": "Restart yagura-edge" }),
-            task(
-                "Running and enabled",
-                "ansible.builtin.systemd_service",
-                json!({ "name": "yagura-edge", "state": "started", "enabled": true, "daemon_reload": true }),
-            ),
-        ],
+        edge_tasks,
     );
     edge["handlers"] = json!([
         { "name": "Reload yagura-edge", "ansible.builtin.systemd_service": { "name": "yagura-edge", "state": "reloaded" } },
         { "name": "Restart yagura-edge", "ansible.builtin.systemd_service": { "name": "yagura-edge", "state": "restarted", "daemon_reload": true } },
     ]);
+    edge_plays.push(edge);
     tree.add(
         format!("{dir}/edge.yml"),
-        format!("---\n{}", yaml("edge.yml", &vec![edge])?),
+        format!("---\n{}", yaml("edge.yml", &edge_plays)?),
     );
-    tree.add(format!("{dir}/files/edge.toml"), crate::daemons::edge(cx)?);
+    for (node, text) in crate::daemons::edges(cx)? {
+        tree.add(format!("{dir}/files/edge/{node}.toml"), text);
+    }
     tree.add(
         format!("{dir}/files/yagura-edge.service"),
         "[Unit]\nDescription=yagura edge: BGP + BFD VIPs and the API server load balancer\n\
          After=network-online.target\nWants=network-online.target\n\n\
-         [Service]\nExecStart=/usr/local/bin/yagura edge --config /etc/yagura/edge.toml\n\
-         ExecReload=/bin/kill -HUP $MAINPID\nKillSignal=SIGTERM\nTimeoutStopSec=60\n\
+         [Service]\nExecStartPre=/usr/local/bin/yagura edge --check --config /etc/yagura/edge.toml\n\
+         ExecStart=/usr/local/bin/yagura edge --config /etc/yagura/edge.toml\n\
+         EnvironmentFile=-/etc/yagura/edge.env\nExecReload=/bin/kill -HUP $MAINPID\nKillSignal=SIGTERM\nTimeoutStopSec=60\n\
          Restart=always\nRestartSec=2\nAmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW\n\
          LimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n",
     );
 
     // kubeadm: init, join masters one at a time, join workers.
-    let delegate = g("delegate");
     let from_delegate = json!({ "name": "Join facts from the first master", "ansible.builtin.set_fact": {
         "kubeadm_token": format!("{{{{ hostvars[groups['{delegate}'][0]].kubeadm_token }}}}"),
         "kubeadm_certificate_key": format!("{{{{ hostvars[groups['{delegate}'][0]].kubeadm_certificate_key }}}}"),

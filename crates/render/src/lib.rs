@@ -36,6 +36,9 @@ pub enum RenderError {
     /// The spec names a provider that has no renderer yet.
     #[error("provider `{0}` cannot be rendered yet (only sakuracloud)")]
     Provider(Provider),
+    /// The spec asks for something the daemons cannot do yet.
+    #[error("cannot be rendered: {0}")]
+    Unsupported(String),
     /// A spec and its plan disagree (the plan was not made from this spec).
     #[error("the plan does not match the spec: {0}")]
     Mismatch(String),

@@ -6,10 +6,11 @@ use crate::crds::{self, Meta, Object};
 use crate::{daemons, monitoring, yaml, yaml_docs, Cx, RenderError, Tree};
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, Namespace, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
-    SecretVolumeSource, Service, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, HostPathVolumeSource, Namespace, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, SecretEnvSource, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -87,19 +88,47 @@ fn cm_volume(name: &str, cm: &str) -> Volume {
     }
 }
 
-fn daemon_container(name: &str, sub: &str, ports: Vec<ContainerPort>) -> Container {
+/// Where the daemons' ConfigMaps are mounted (a directory of its own: Secrets and host files the configs name
+/// live beside it under `/etc/yagura`, never inside the read-only ConfigMap volume).
+pub const CONFIG_DIR: &str = "/etc/yagura/config";
+
+/// A daemon container: `yagura <sub> --config CONFIG_DIR/<file>`, the ConfigMap at [`CONFIG_DIR`], and the
+/// environment variables the config names (`…_env`) from the optional Secret `yagura-<sub>-env`.
+fn daemon_container(name: &str, sub: &str, file: &str, ports: Vec<ContainerPort>) -> Container {
     Container {
         name: name.to_string(),
         image: Some(image()),
         args: Some(vec![
             sub.to_string(),
             "--config".to_string(),
-            format!("/etc/yagura/{sub}.toml"),
+            format!("{CONFIG_DIR}/{file}"),
         ]),
         ports: Some(ports),
-        volume_mounts: Some(vec![mount("config", "/etc/yagura")]),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: format!("yagura-{sub}-env"),
+                optional: Some(true),
+            }),
+            ..Default::default()
+        }]),
+        volume_mounts: Some(vec![mount("config", CONFIG_DIR)]),
         ..Default::default()
     }
+}
+
+/// A single file of a volume mounted at `path` (`subPath`).
+fn file_mount(volume: &str, path: &str, key: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_string(),
+        mount_path: path.to_string(),
+        sub_path: Some(key.to_string()),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+fn base_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
 fn template(app: &str, spec: PodSpec) -> PodTemplateSpec {
@@ -186,17 +215,48 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
     }
     tree.add(f("00-namespaces.yaml"), yaml_docs(&nss));
 
-    // edge: the same config as the systemd unit, for edges that are cluster nodes.
-    let edge_cm = config_map(
-        "yagura-edge",
-        "yagura",
-        &[("edge.toml", daemons::edge(cx)?)],
-    );
+    // edge: the same configs as the systemd units, for edges that are cluster nodes; each pod reads the one
+    // named after its node.
+    let edge_files: Vec<(String, String)> = daemons::edges(cx)?
+        .into_iter()
+        .map(|(node, text)| (format!("{node}.toml"), text))
+        .collect();
+    let edge_refs: Vec<(&str, String)> = edge_files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let edge_cm = config_map("yagura-edge", "yagura", &edge_refs);
     let mut edge_c = daemon_container(
         "edge",
         "edge",
+        "$(NODE_NAME).toml",
         vec![port("metrics", i32::from(cx.spec.edge.metrics_port), "TCP")],
     );
+    edge_c.env = Some(vec![EnvVar {
+        name: "NODE_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "spec.nodeName".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]);
+    let mut edge_volumes = vec![cm_volume("config", "yagura-edge")];
+    if let Some(ca) = daemons::edge_ca_file(cx) {
+        if let Some(v) = edge_c.volume_mounts.as_mut() {
+            v.push(mount("kubernetes-ca", &ca));
+        }
+        edge_volumes.push(Volume {
+            name: "kubernetes-ca".into(),
+            host_path: Some(HostPathVolumeSource {
+                path: ca,
+                type_: Some("File".into()),
+            }),
+            ..Default::default()
+        });
+    }
     edge_c.security_context = Some(k8s_openapi::api::core::v1::SecurityContext {
         capabilities: Some(k8s_openapi::api::core::v1::Capabilities {
             add: Some(vec![
@@ -228,7 +288,7 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
                         i64::try_from(cx.spec.edge.drain_timeout.as_secs()).unwrap_or(30) + 10,
                     ),
                     containers: vec![edge_c],
-                    volumes: Some(vec![cm_volume("config", "yagura-edge")]),
+                    volumes: Some(edge_volumes),
                     ..Default::default()
                 },
             ),
@@ -243,18 +303,23 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
 
     if let Some(text) = daemons::gate(cx)? {
         let cm = config_map("yagura-gate", "yagura", &[("gate.toml", text)]);
+        let (https, http, metrics) = daemons::GATE_PORTS;
         let mut c = daemon_container(
             "gate",
             "gate",
+            "gate.toml",
             vec![
-                port("https", 8443, "TCP"),
-                port("http", 8080, "TCP"),
-                port("metrics", 9471, "TCP"),
+                port("https", i32::from(https), "TCP"),
+                port("http", i32::from(http), "TCP"),
+                port("metrics", i32::from(metrics), "TCP"),
             ],
         );
         if let Some(v) = c.volume_mounts.as_mut() {
-            v.push(mount("secrets", "/etc/yagura/gate-secrets"));
-            v.push(mount("tls", "/etc/yagura/tls"));
+            // The cookie key: key `<file name>` of the Secret `yagura-gate`, at the spec's path.
+            if let Some(cookie) = daemons::gate_cookie_file(cx) {
+                v.push(file_mount("secrets", &cookie, &base_name(&cookie)));
+            }
+            v.push(mount("tls", daemons::GATE_TLS_DIR));
         }
         let secret = |name: &str, secret: &str| Volume {
             name: name.into(),
@@ -282,7 +347,10 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
             "yagura-gate",
             "yagura",
             "LoadBalancer",
-            &[("http", 80, 8080, "TCP"), ("https", 443, 8443, "TCP")],
+            &[
+                ("http", 80, i32::from(http), "TCP"),
+                ("https", 443, i32::from(https), "TCP"),
+            ],
         );
         tree.add(
             f("20-gate.yaml"),
@@ -322,11 +390,12 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
 
     if let Some(text) = daemons::watch(cx)? {
         let cm = config_map("yagura-watch", "yagura", &[("watch.toml", text)]);
-        let c = daemon_container(
+        let mut c = daemon_container(
             "watch",
             "watch",
+            "watch.toml",
             vec![
-                port("http", 9480, "TCP"),
+                port("http", i32::from(daemons::WATCH_HTTP_PORT), "TCP"),
                 port("sflow", 6343, "UDP"),
                 port("netflow", 2055, "UDP"),
                 port("ipfix", 4739, "UDP"),
@@ -334,13 +403,27 @@ pub fn render(cx: &Cx<'_>, tree: &mut Tree) -> Result<(), RenderError> {
                 port("syslog-tcp", 514, "TCP"),
             ],
         );
+        if let Some(v) = c.volume_mounts.as_mut() {
+            v.push(VolumeMount {
+                name: "data".into(),
+                mount_path: daemons::WATCH_DATA_DIR.into(),
+                ..Default::default()
+            });
+        }
         let dep = deployment(
             "yagura-watch",
             "yagura",
             1,
             PodSpec {
                 containers: vec![c],
-                volumes: Some(vec![cm_volume("config", "yagura-watch")]),
+                volumes: Some(vec![
+                    cm_volume("config", "yagura-watch"),
+                    Volume {
+                        name: "data".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    },
+                ]),
                 ..Default::default()
             },
         );

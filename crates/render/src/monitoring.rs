@@ -30,10 +30,14 @@ pub fn retention_size(volume_gb: u32) -> String {
     }
 }
 
-/// Where Alertmanager posts the Watchdog: yagura watch's heartbeat endpoint.
+/// Where Alertmanager posts the Watchdog: yagura watch's Alertmanager heartbeat endpoint
+/// (`POST /alertmanager/NAME`, a beat while the payload carries a firing `Watchdog`).
 pub fn heartbeat_url(cx: &Cx<'_>) -> Option<String> {
     let name = crate::daemons::watchdog_heartbeat(cx)?;
-    Some(format!("http://yagura-watch.yagura.svc:9480/ping/{name}"))
+    Some(format!(
+        "http://yagura-watch.yagura.svc:{}/alertmanager/{name}",
+        crate::daemons::WATCH_HTTP_PORT
+    ))
 }
 
 /// `prometheus.yml`.
@@ -135,7 +139,8 @@ pub fn rules_yml() -> Result<String, RenderError> {
 
 /// `alertmanager.yml`.
 pub fn alertmanager_yml(cx: &Cx<'_>) -> Result<String, RenderError> {
-    let mut default = json!({ "name": "default", "webhook_configs": [{ "url": "http://yagura-watch.yagura.svc:9480/api/v1/alerts", "send_resolved": true }] });
+    // yagura watch takes no Alertmanager notifications but the Watchdog's (its `/api/v1/alerts` is GET only).
+    let mut default = json!({ "name": "default" });
     if let Some(w) = &cx.spec.watch {
         if let Some(n) = w.notify.iter().find(|n| n.kind == NotifierKind::Slack) {
             default["slack_configs"] = json!([{ "api_url_file": format!("/etc/alertmanager/secrets/{}", n.name), "send_resolved": true, "channel": "#alerts" }]);

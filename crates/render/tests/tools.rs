@@ -67,7 +67,7 @@ fn promtool_and_amtool_accept_the_monitoring_config() {
     // The Watchdog goes to watch's heartbeat, every minute.
     let am = std::fs::read_to_string(m.join("alertmanager.yml")).unwrap();
     assert!(
-        am.contains("http://yagura-watch.yagura.svc:9480/ping/wsp-watchdog"),
+        am.contains("http://yagura-watch.yagura.svc:9480/alertmanager/wsp-watchdog"),
         "{am}"
     );
     assert!(am.contains("repeat_interval: 1m"), "{am}");

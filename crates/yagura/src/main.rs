@@ -57,7 +57,8 @@ enum Command {
     },
     /// The flow and syslog collector: `yagura watch --config FILE` runs it, `yagura watch query …` asks it.
     Watch(yagura_watch::cli::WatchArgs),
-    /// The edge daemon (BGP + BFD VIPs with ECMP): `yagura edge --config FILE` runs it; `status`, `drain` ask it.
+    /// The edge daemon (BGP + BFD VIPs with ECMP): `yagura edge --config FILE` runs it (`--check` only validates);
+    /// `status`, `drain` ask it.
     Edge(yagura_edge::cli::EdgeArgs),
     /// The gate daemon (TLS ingress, GitHub/OIDC sign-in, per-route policy): `yagura gate --config FILE`.
     ///
