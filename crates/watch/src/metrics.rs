@@ -87,7 +87,8 @@ pub struct TopLabels {
     pub key: String,
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
+/// A gauge holding a float (seconds, rates, timestamps).
+pub type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Maps exporter addresses to bounded label values.
 #[derive(Debug)]

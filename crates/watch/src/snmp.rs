@@ -15,7 +15,6 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -426,7 +425,7 @@ impl IfNames {
 }
 
 type Labels = Vec<(&'static str, String)>;
-type FGauge = Family<Labels, Gauge<f64, AtomicU64>>;
+type FGauge = Family<Labels, crate::metrics::FloatGauge>;
 type IGauge = Family<Labels, Gauge>;
 type Count = Family<Labels, Counter>;
 

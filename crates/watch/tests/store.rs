@@ -31,6 +31,18 @@ fn writer(dir: &std::path::Path, max_bytes: u64) -> (Writer, Arc<Metrics>) {
     (w, metrics)
 }
 
+/// The database and its WAL together stay within the cap (10 % slack for the page being written).
+fn assert_within_cap(dir: &std::path::Path, cap: u64) {
+    let file = std::fs::metadata(dir.join("w.db")).unwrap().len()
+        + std::fs::metadata(dir.join("w.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    assert!(
+        file <= cap + cap / 10,
+        "store is {file} bytes with a cap of {cap}"
+    );
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -216,14 +228,7 @@ fn retention_by_size_keeps_the_newest_under_the_cap() {
         if i % 1000 == 999 {
             w.flush();
             w.run_retention(start + i * 100);
-            let file = std::fs::metadata(dir.path().join("w.db")).unwrap().len()
-                + std::fs::metadata(dir.path().join("w.db-wal"))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-            assert!(
-                file <= cap + cap / 10,
-                "store is {file} bytes with a cap of {cap}"
-            );
+            assert_within_cap(dir.path(), cap);
         }
     }
     let c = open_reader(&dir.path().join("w.db")).unwrap();
@@ -300,14 +305,7 @@ fn raw_flows_are_found_and_trimmed_through_the_minute_index() {
         });
         w.flush();
         w.run_retention(t);
-        let file = std::fs::metadata(dir.path().join("w.db")).unwrap().len()
-            + std::fs::metadata(dir.path().join("w.db-wal"))
-                .map(|m| m.len())
-                .unwrap_or(0);
-        assert!(
-            file <= cap + cap / 10,
-            "store is {file} bytes with a cap of {cap}"
-        );
+        assert_within_cap(dir.path(), cap);
     }
     let c = open_reader(&dir.path().join("w.db")).unwrap();
     let q = |port: u16, from: i64| FlowQuery {

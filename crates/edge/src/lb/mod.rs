@@ -554,13 +554,6 @@ async fn serve(
                     listener: active.clone(),
                 };
                 let shared = shared.clone();
-                if workers.is_empty() {
-                    tokio::spawn(async move {
-                        handle(stream, from, cfg, shared).await;
-                        drop(guard);
-                    });
-                    continue;
-                }
                 // Re-registered with the worker's own reactor, so its wake-ups stay on that thread.
                 match stream.into_std() {
                     Ok(std) => workers.spawn(async move {

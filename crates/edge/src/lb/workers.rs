@@ -61,16 +61,6 @@ impl Workers {
         }
     }
 
-    /// How many worker threads run.
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    /// Whether no worker thread runs (connections then run on the caller's runtime).
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
     /// Runs `f` on the next worker, or on the current runtime when there is none.
     pub fn spawn<F>(&self, f: F)
     where

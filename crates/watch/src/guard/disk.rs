@@ -18,7 +18,6 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -621,7 +620,7 @@ pub struct DiskLabels {
     pub source: &'static str,
 }
 
-type FGauge = Gauge<f64, AtomicU64>;
+use crate::metrics::FloatGauge as FGauge;
 
 /// The disk guard's metrics (one series per configured entry and source).
 #[derive(Debug, Default)]

@@ -15,7 +15,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -122,7 +121,7 @@ pub struct HeartbeatLabel {
 #[derive(Clone, Debug, Default)]
 pub struct HeartbeatMetrics {
     /// Unix time of the last beat, per configured heartbeat.
-    pub last_beat: Family<HeartbeatLabel, Gauge<f64, AtomicU64>>,
+    pub last_beat: Family<HeartbeatLabel, crate::metrics::FloatGauge>,
     /// Beats received, per configured heartbeat.
     pub beats: Family<HeartbeatLabel, Counter>,
     /// Requests for a heartbeat name that is not configured (answered 404).

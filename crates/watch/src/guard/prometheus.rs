@@ -19,7 +19,6 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -649,7 +648,7 @@ pub struct ConditionLabels {
     pub condition: &'static str,
 }
 
-type FGauge = Gauge<f64, AtomicU64>;
+use crate::metrics::FloatGauge as FGauge;
 
 /// The probe's metrics (series per configured target only).
 #[derive(Debug, Default)]
