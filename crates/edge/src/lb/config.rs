@@ -49,6 +49,28 @@ pub struct ListenerConfig {
     /// Buffer per direction per connection (default 16 KiB, 1 KiB to 1 MiB).
     #[serde(default = "default_buffer")]
     pub buffer_size: u32,
+    /// When to forward with `splice(2)` through a pipe instead of copying through user space.
+    #[serde(default)]
+    pub splice: Splice,
+}
+
+/// When a direction of a connection is forwarded with `splice(2)` (socket → pipe → socket, no copy through
+/// user space) rather than read into a buffer and written out.
+///
+/// Measured on loopback with 64 KiB responses (BENCHMARKS.md): splicing halves the proxy's CPU per request
+/// under load but lengthens latency (p99 several times the copy's, p50 up at low concurrency), so it is off
+/// unless asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Splice {
+    /// Never splice (default).
+    #[default]
+    Never,
+    /// Once a read fills the whole buffer (bulk transfer), that direction splices from then on; small
+    /// request/response traffic keeps the copy (like haproxy's `splice-auto`).
+    Auto,
+    /// Always splice.
+    Always,
 }
 
 fn default_connect_timeout() -> Duration {

@@ -5,12 +5,14 @@
 //!
 //! [`balance`] (pure selection, Maglev), [`health`] (rise/fall and the checks), [`proxy`] (PROXY protocol and
 //! the copy loop), [`config`] (the `[[listeners]]` / `[[pools]]` sections), [`metrics`] (per backend series),
-//! [`workers`] (the per-core threads connections run on).
+//! [`workers`] (the per-core threads connections are accepted and run on: one `SO_REUSEPORT` socket per
+//! listener and worker), [`pipe`] (the pipe pool of the `splice(2)` data path).
 
 pub mod balance;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod pipe;
 pub mod proxy;
 pub mod workers;
 
@@ -29,7 +31,7 @@ use tracing::{error, info, warn};
 use yagura_daemon::CancellationToken;
 
 use self::balance::Selector;
-use self::config::{ListenerConfig, PoolConfig};
+use self::config::{ListenerConfig, PoolConfig, ProxyProtocol};
 use self::health::{Checker, Health};
 use self::metrics::{BackendMetrics, LbMetrics};
 use self::proxy::{proxy_header, splice_streams, End};
@@ -140,7 +142,7 @@ pub enum LbError {
 #[derive(Debug)]
 pub struct Prepared {
     listeners: Vec<ListenerConfig>,
-    bound: BTreeMap<SocketAddr, TcpListener>,
+    bound: BTreeMap<SocketAddr, Vec<std::net::TcpListener>>,
     pools: Vec<(PoolConfig, Checker)>,
     vips: Vec<VipConfig>,
 }
@@ -155,10 +157,14 @@ pub struct Lb {
 }
 
 /// Binds a listener socket: `SO_REUSEADDR`, and `IP_FREEBIND` so a VIP port can be bound before the VIP is
-/// on the interface; `[::]` accepts IPv4 too.
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// on the interface; `[::]` accepts IPv4 too. With `reuse_port`, `SO_REUSEPORT` too, so that each worker
+/// binds its own socket of the listener and the kernel spreads new connections over them.
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv4() {
         s.set_freebind_v4(true)?;
     } else {
@@ -168,7 +174,20 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
-    TcpListener::from_std(s.into())
+    Ok(s.into())
+}
+
+/// One socket per worker on `addr` (a group of `SO_REUSEPORT` sockets when there are several workers). The
+/// first bind fails as a plain one would when the address is taken by a socket without `SO_REUSEPORT`.
+fn bind_group(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = bind(addr, n > 1)?;
+    // A port of 0 picks one: the others of the group take the same.
+    let addr = first.local_addr()?;
+    let mut group = vec![first];
+    for _ in 1..n {
+        group.push(bind(addr, true)?);
+    }
+    Ok(group)
 }
 
 impl Lb {
@@ -213,10 +232,12 @@ impl Lb {
         let mut bound = BTreeMap::new();
         for l in listeners {
             if !self.listeners.contains_key(&l.address) {
-                let s = bind(l.address).map_err(|source| LbError::Bind {
-                    name: l.name.clone(),
-                    address: l.address,
-                    source,
+                let s = bind_group(l.address, self.workers.count()).map_err(|source| {
+                    LbError::Bind {
+                        name: l.name.clone(),
+                        address: l.address,
+                        source,
+                    }
                 })?;
                 bound.insert(l.address, s);
             }
@@ -319,17 +340,27 @@ impl Lb {
         for l in p.listeners {
             if let Some(h) = self.listeners.get(&l.address) {
                 h.settings.send_replace(l);
-            } else if let Some(sock) = p.bound.remove(&l.address) {
-                info!(listener = %l.name, address = %l.address, pool = %l.pool, "L4 listener");
+            } else if let Some(group) = p.bound.remove(&l.address) {
+                info!(listener = %l.name, address = %l.address, pool = %l.pool, workers = group.len(), "L4 listener");
                 let token = self.stop.child_token();
                 let (tx, rx) = watch::channel(l.clone());
-                tokio::spawn(serve(
-                    sock,
-                    rx,
-                    self.shared.clone(),
-                    self.workers.clone(),
-                    token.clone(),
-                ));
+                // One counter for the listener's sockets on all workers: `max_connections` is per listener.
+                let active = Arc::new(AtomicU64::new(0));
+                for (i, sock) in group.into_iter().enumerate() {
+                    let (rx, shared, token, active) = (
+                        rx.clone(),
+                        self.shared.clone(),
+                        token.clone(),
+                        active.clone(),
+                    );
+                    // Registered with the worker's own reactor: accept, proxy and close on that thread.
+                    self.workers.spawn_on(i, async move {
+                        match TcpListener::from_std(sock) {
+                            Ok(l) => serve(l, rx, shared, active, token).await,
+                            Err(e) => error!(error = %e, "cannot start a listener on a worker"),
+                        }
+                    });
+                }
                 self.listeners.insert(
                     l.address,
                     ListenerHandle {
@@ -525,14 +556,14 @@ fn is_fd_exhaustion(e: &std::io::Error) -> bool {
         || e.kind() == std::io::ErrorKind::OutOfMemory
 }
 
+/// The accept loop of one worker's socket of a listener; connections run on the same worker.
 async fn serve(
     listener: TcpListener,
     settings: watch::Receiver<ListenerConfig>,
     shared: Arc<Shared>,
-    workers: Arc<Workers>,
+    active: Arc<AtomicU64>,
     token: CancellationToken,
 ) {
-    let active = Arc::new(AtomicU64::new(0));
     let mut last_fd_log: Option<Instant> = None;
     loop {
         let r = tokio::select! {
@@ -542,29 +573,28 @@ async fn serve(
         let cfg = settings.borrow().clone();
         match r {
             Ok((stream, from)) => {
-                if active.load(Ordering::Relaxed) >= u64::from(cfg.max_connections) {
+                let max = u64::from(cfg.max_connections);
+                // Shared by the listener's sockets on every worker: take a slot only while one is free.
+                let admitted = active
+                    .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                        (n < max).then_some(n + 1)
+                    })
+                    .is_ok();
+                if !admitted {
                     shared.metrics.rejected(&cfg.name, "max_connections");
                     drop(stream);
                     continue;
                 }
-                active.fetch_add(1, Ordering::Relaxed);
                 shared.active.fetch_add(1, Ordering::AcqRel);
                 let guard = Active {
                     shared: shared.clone(),
                     listener: active.clone(),
                 };
                 let shared = shared.clone();
-                // Re-registered with the worker's own reactor, so its wake-ups stay on that thread.
-                match stream.into_std() {
-                    Ok(std) => workers.spawn(async move {
-                        match TcpStream::from_std(std) {
-                            Ok(stream) => handle(stream, from, cfg, shared).await,
-                            Err(e) => warn!(error = %e, "cannot hand a connection to a worker"),
-                        }
-                        drop(guard);
-                    }),
-                    Err(e) => warn!(error = %e, "cannot hand a connection to a worker"),
-                }
+                tokio::spawn(async move {
+                    handle(stream, from, cfg, shared).await;
+                    drop(guard);
+                });
             }
             Err(e) if is_fd_exhaustion(&e) => {
                 shared.metrics.rejected(&cfg.name, "fd_exhausted");
@@ -659,11 +689,15 @@ async fn handle(client: TcpStream, from: SocketAddr, cfg: ListenerConfig, shared
     b.metrics.total.inc();
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
-    let header = proxy_header(
-        cfg.proxy_protocol,
-        from,
-        client.local_addr().unwrap_or(cfg.address),
-    );
+    let header = if cfg.proxy_protocol == ProxyProtocol::None {
+        Vec::new() // and no getsockname(2)
+    } else {
+        proxy_header(
+            cfg.proxy_protocol,
+            from,
+            client.local_addr().unwrap_or(cfg.address),
+        )
+    };
     let end = if !header.is_empty() && backend.write_all(&header).await.is_err() {
         End::Error
     } else {
@@ -671,6 +705,7 @@ async fn handle(client: TcpStream, from: SocketAddr, cfg: ListenerConfig, shared
             client,
             backend,
             cfg.buffer_size as usize,
+            cfg.splice,
             cfg.idle_timeout,
             &b.metrics.bytes,
         )

@@ -1,19 +1,17 @@
-//! Connection workers: one thread per core, each running its own single-threaded tokio runtime. A proxied
-//! connection is handed over once, right after `accept`, and from then on its reads, writes and timers all
-//! happen on that one thread — no cross-thread wake-ups per packet, which is what the event-loop-per-core
-//! design of haproxy and nginx buys them.
+//! Connection workers: one thread per core, each running its own single-threaded tokio runtime. Every worker
+//! accepts on its own `SO_REUSEPORT` socket of each listener (the kernel spreads new connections over them),
+//! so a connection is accepted, proxied and closed on one thread: no hand-over after `accept`, no
+//! cross-thread wake-ups per packet — the event-loop-per-core design of haproxy and nginx.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
 use yagura_daemon::CancellationToken;
 
-/// The worker threads' runtimes; connections are spread over them in turn.
+/// The worker threads' runtimes.
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<Handle>,
-    next: AtomicUsize,
 }
 
 impl Workers {
@@ -55,24 +53,26 @@ impl Workers {
                 }
             }
         }
-        Self {
-            handles,
-            next: AtomicUsize::new(0),
-        }
+        Self { handles }
     }
 
-    /// Runs `f` on the next worker, or on the current runtime when there is none.
-    pub fn spawn<F>(&self, f: F)
+    /// How many workers run (at least one counts: with none, work runs on the caller's runtime).
+    pub fn count(&self) -> usize {
+        self.handles.len().max(1)
+    }
+
+    /// Runs `f` on worker `i` (modulo [`Workers::count`]), or on the current runtime when there is none.
+    pub fn spawn_on<F>(&self, i: usize, f: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if self.handles.is_empty() {
-            tokio::spawn(f);
-            return;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        if let Some(h) = self.handles.get(i) {
-            h.spawn(f);
+        match self.handles.get(i % self.count()) {
+            Some(h) => {
+                h.spawn(f);
+            }
+            None => {
+                tokio::spawn(f);
+            }
         }
     }
 }
