@@ -8,7 +8,8 @@
 #      and through pmacct sfacctd / nfacctd (pcap_savefile, print plugin aggregating the same keys), timed by
 #      hyperfine; samples per CPU-second of each;
 #   3. syslog: the same message file parsed and stored in-process by yagura, and streamed over TCP into a
-#      running `yagura watch` and into rsyslogd writing to a file; messages per second and CPU of each;
+#      running `yagura watch` and into rsyslogd writing to a file; messages per second, CPU, peak resident memory
+#      (VmHWM) and bytes stored of each (SYSLOG_LINES=1000000 for finer CPU figures);
 #   4. memory: resident set of `yagura watch` under a 20 s UDP flood of the sFlow capture, with what it dropped.
 #
 # Figures land in $OUT (default target/bench-watch). Bounded: every loop has a count or a deadline.
@@ -188,7 +189,7 @@ max_size = "4GiB"
 [http]
 listen = "127.0.0.1:$HTTP"
 EOF
-rm -f "$OUT"/watch-e2e.db*
+rm -rf "$OUT"/watch-e2e.db*
 $YAGURA_WATCH "$OUT/watch.toml" 2>"$OUT/watch.log" & YP=$!; PIDS+=($YP)
 for _ in $(seq 100); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
 c0=$(cpu_of $YP); t0=$(date +%s.%N)
@@ -197,8 +198,8 @@ for _ in $(seq 1200); do
     n=$(curl -s "127.0.0.1:$HTTP/metrics" | awk '/^yagura_watch_store_rows_total\{kind="logs"\}/ {print $2}')
     [ "${n:-0}" -ge "$SYSLOG_LINES" ] && break; sleep 0.05
 done
-t1=$(date +%s.%N); c1=$(cpu_of $YP)
-echo "{\"daemon\":\"yagura\",\"messages\":${n:-0},\"wall_s\":$(echo "$t1 - $t0" | bc),\"cpu_s\":$(echo "$c1 - $c0" | bc)}" | tee "$OUT/syslog-yagura.json"
+t1=$(date +%s.%N); c1=$(cpu_of $YP); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$YP/status")
+echo "{\"daemon\":\"yagura\",\"messages\":${n:-0},\"wall_s\":$(echo "$t1 - $t0" | bc),\"cpu_s\":$(echo "$c1 - $c0" | bc),\"vm_hwm_kib\":$hwm,\"store_bytes\":$(du -sb "$OUT"/watch-e2e.db* | awk '{s += $1} END {print s}')}" | tee "$OUT/syslog-yagura.json"
 kill -TERM $YP; wait $YP || true
 mkdir -p "$OUT/rsyslog-work"; rm -f "$OUT/rsyslog.out"
 cat >"$OUT/rsyslog.conf" <<EOF
@@ -215,14 +216,14 @@ for _ in $(seq 1200); do
     n=$(wc -l <"$OUT/rsyslog.out" 2>/dev/null || echo 0)
     [ "$n" -ge "$SYSLOG_LINES" ] && break; sleep 0.05
 done
-t1=$(date +%s.%N); c1=$(cpu_of $RP)
-echo "{\"daemon\":\"rsyslog\",\"messages\":$n,\"wall_s\":$(echo "$t1 - $t0" | bc),\"cpu_s\":$(echo "$c1 - $c0" | bc)}" | tee "$OUT/syslog-rsyslog.json"
+t1=$(date +%s.%N); c1=$(cpu_of $RP); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$RP/status")
+echo "{\"daemon\":\"rsyslog\",\"messages\":$n,\"wall_s\":$(echo "$t1 - $t0" | bc),\"cpu_s\":$(echo "$c1 - $c0" | bc),\"vm_hwm_kib\":$hwm,\"store_bytes\":$(stat -c %s "$OUT/rsyslog.out")}" | tee "$OUT/syslog-rsyslog.json"
 kill $RP; wait $RP || true
 fi
 
 if [[ $SECTIONS == *4* ]]; then
 echo "== 4. memory under a 20 s sFlow flood"
-rm -f "$OUT"/watch-e2e.db*
+rm -rf "$OUT"/watch-e2e.db*
 $YAGURA_WATCH "$OUT/watch.toml" 2>"$OUT/watch-flood.log" & YP=$!; PIDS+=($YP)
 for _ in $(seq 100); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
 "$BENCH" flood-udp 127.0.0.1:16343 "$OUT/sflow.pcap" 20 | tee "$OUT/flood-sent.json" &

@@ -74,6 +74,7 @@ fn writer(db: &str, raw: bool) -> Writer {
     let _ = std::fs::remove_file(db);
     let _ = std::fs::remove_file(format!("{db}-wal"));
     let _ = std::fs::remove_file(format!("{db}-shm"));
+    let _ = std::fs::remove_dir_all(format!("{db}.logs"));
     let metrics = Arc::new(Metrics::register(&mut Registry::default(), 64));
     let limits = WriterLimits {
         max_bytes: 8 << 30,

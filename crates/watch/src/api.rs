@@ -1,5 +1,6 @@
 //! The HTTP JSON query API (`/api/v1/…`, documented in docs/watch.md) and the top-N metrics refresher. Every
-//! query runs on its own read-only SQLite connection in a blocking thread, so queries never stall the writer.
+//! query runs in a blocking thread on its own read-only SQLite connection (flows) or over the log store's files
+//! (syslog), so queries never stall the writers.
 
 use crate::metrics::{Metrics, TopLabels};
 use crate::store::query::{self, FlowQuery, IfQuery, LogQuery, TopQuery};
@@ -38,6 +39,10 @@ where
         f(&conn, now_ms(), state.max_rows.load(Ordering::Relaxed))
     })
     .await;
+    answer(r)
+}
+
+fn answer<T: Serialize>(r: Result<Result<T, StoreError>, tokio::task::JoinError>) -> Response {
     match r {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(StoreError::BadQuery(m))) => error(StatusCode::BAD_REQUEST, m),
@@ -89,7 +94,13 @@ async fn flows(State(s): State<Arc<ApiState>>, Query(q): Query<FlowQuery>) -> Re
 }
 
 async fn syslog(State(s): State<Arc<ApiState>>, Query(q): Query<LogQuery>) -> Response {
-    run(s, move |c, now, max| query::logs(c, &q, now, max)).await
+    // The log store is read directly (no SQLite connection).
+    let r = tokio::task::spawn_blocking(move || {
+        let dir = crate::logstore::logs_dir(&s.db);
+        query::logs(&dir, &q, now_ms(), s.max_rows.load(Ordering::Relaxed))
+    })
+    .await;
+    answer(r)
 }
 
 async fn interfaces(State(s): State<Arc<ApiState>>, Query(q): Query<IfQuery>) -> Response {

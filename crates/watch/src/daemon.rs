@@ -107,6 +107,7 @@ pub struct Daemon {
     flow_tx: Option<mpsc::Sender<FlowDatagram>>,
     syslog_tx: Option<mpsc::Sender<SyslogItem>>,
     writer_tx: SyncSender<WriterCmd>,
+    logs_tx: SyncSender<WriterCmd>,
     listeners: HashMap<(ListenerKind, SocketAddr), ListenerHandle>,
     threads: Vec<std::thread::JoinHandle<()>>,
     http_addr: SocketAddr,
@@ -156,14 +157,20 @@ impl Daemon {
 
         let limits = WriterLimits::from_config(&config);
         let db = config.storage.path.clone();
-        let writer = {
+        let mut writer = {
             let (db, m) = (db.clone(), metrics.clone());
             tokio::task::spawn_blocking(move || Writer::open(&db, limits, m))
                 .await
                 .map_err(std::io::Error::other)??
         };
+        // Syslog goes to the log store on its own thread; flows and counters to SQLite on another.
+        let logs = writer.take_logs();
         let (writer_tx, writer_rx) = std::sync::mpsc::sync_channel(config.queues.store);
+        let (logs_tx, logs_rx) = std::sync::mpsc::sync_channel(config.queues.store);
         let mut threads = vec![spawn_thread("watch-store", move || writer.run(writer_rx))?];
+        if let Some(logs) = logs {
+            threads.push(spawn_thread("watch-logs", move || logs.run(logs_rx))?);
+        }
 
         let (flow_tx, flow_rx) = mpsc::channel(config.queues.flow_datagrams);
         let decoder = FlowDecoder::new(
@@ -182,7 +189,7 @@ impl Daemon {
             config.syslog.local_offset_minutes,
         )));
         {
-            let (tx, m, off) = (writer_tx.clone(), metrics.clone(), local_offset.clone());
+            let (tx, m, off) = (logs_tx.clone(), metrics.clone(), local_offset.clone());
             threads.push(spawn_thread("watch-syslog", move || {
                 pipeline::syslog_worker(syslog_rx, tx, m, off)
             })?);
@@ -232,6 +239,7 @@ impl Daemon {
             flow_tx: Some(flow_tx),
             syslog_tx: Some(syslog_tx),
             writer_tx,
+            logs_tx,
             listeners: HashMap::new(),
             threads,
             http_addr,
@@ -395,9 +403,12 @@ impl Daemon {
             );
         }
         let limits = WriterLimits::from_config(&new);
-        let tx = self.writer_tx.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || tx.send(WriterCmd::Limits(limits)).is_ok()).await;
+        let (tx, ltx) = (self.writer_tx.clone(), self.logs_tx.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = ltx.send(WriterCmd::Limits(limits.clone()));
+            tx.send(WriterCmd::Limits(limits)).is_ok()
+        })
+        .await;
         self.api
             .max_rows
             .store(new.http.max_rows, Ordering::Relaxed);
@@ -446,11 +457,13 @@ impl Daemon {
 
     /// Asks the writer to commit now and waits for it (tests and drain).
     pub async fn flush(&self) {
-        let (ack, done) = std::sync::mpsc::channel();
-        let tx = self.writer_tx.clone();
+        let txs = [self.writer_tx.clone(), self.logs_tx.clone()];
         let _ = tokio::task::spawn_blocking(move || {
-            if tx.send(WriterCmd::Flush(ack)).is_ok() {
-                let _ = done.recv_timeout(Duration::from_secs(30));
+            for tx in txs {
+                let (ack, done) = std::sync::mpsc::channel();
+                if tx.send(WriterCmd::Flush(ack)).is_ok() {
+                    let _ = done.recv_timeout(Duration::from_secs(30));
+                }
             }
         })
         .await;
@@ -468,9 +481,10 @@ impl Daemon {
         self.flow_tx = None;
         self.syslog_tx = None;
         let threads = std::mem::take(&mut self.threads);
-        let writer_tx = self.writer_tx;
+        let (writer_tx, logs_tx) = (self.writer_tx, self.logs_tx);
         let join = tokio::task::spawn_blocking(move || {
             drop(writer_tx);
+            drop(logs_tx);
             for t in threads {
                 let _ = t.join();
             }

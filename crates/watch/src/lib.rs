@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod guard;
 pub mod listen;
+pub mod logstore;
 pub mod metrics;
 pub mod pipeline;
 pub mod snmp;

@@ -1,14 +1,15 @@
-//! The worker threads between the socket queues and the store: the flow decoder (one thread owns the template
-//! cache) and the syslog parser. Each reads a bounded queue, updates metrics, and hands rows to the store
-//! writer's bounded queue — dropping and counting when that is full. Syslog travels in batches (the frames of one
+//! The worker threads between the socket queues and the stores: the flow decoder (one thread owns the template
+//! cache) and the syslog parser. Each reads a bounded queue, updates metrics, and hands rows to its writer's
+//! bounded queue (flows: the SQLite writer; syslog: the log store writer) — dropping and counting when that is
+//! full. Syslog travels in batches (the frames of one
 //! TCP read become one item and one batch of rows), so each hop is paid once per batch, not per message.
 //!
 //! ```text
-//!  UDP 6343 ─┐                                  ┌─ flows/counters ─┐
-//!  UDP 2055 ─┼─► [flow queue] ─► flow decoder ──┤                  ├─► [store queue] ─► writer ─► SQLite
-//!  UDP 4739 ─┘                                  │                  │
-//!  UDP 514 ──┬─► [syslog queue] ─► syslog parser ──── logs ────────┘        ▲
-//!  TCP 514 ──┘   (TCP waits for room)                                    query API reads (WAL)
+//!  UDP 6343 ─┐
+//!  UDP 2055 ─┼─► [flow queue] ─► flow decoder ── flows/counters ─► [store queue] ─► writer ─► SQLite
+//!  UDP 4739 ─┘                                                                     query API reads (WAL) ▲
+//!  UDP 514 ──┬─► [syslog queue] ─► syslog parser ── logs ─► [logs queue] ─► log writer ─► segment files
+//!  TCP 514 ──┘   (TCP waits for room)                                      query API scans blocks ▲
 //! ```
 
 use crate::collect::{log_row, FlowDecoder};
@@ -190,7 +191,8 @@ pub const MAX_LOG_BATCHES_IN_FLIGHT: usize = 256;
 /// Runs the syslog parser until its queue closes. `local_offset` is shared so a reload can change it.
 ///
 /// Each item (a datagram, or the frames of one TCP read) is parsed into one [`LogBatch`] and handed to the writer
-/// in one queue hop. TCP input waits while [`MAX_LOG_BATCHES_IN_FLIGHT`] batches are queued (so the connection
+/// in one queue hop (encoding the rows here instead, so the writer only appends bytes, measured 10 % more CPU in
+/// all). TCP input waits while [`MAX_LOG_BATCHES_IN_FLIGHT`] batches are queued (so the connection
 /// stops being read and the sender slows down); UDP input is dropped and counted then.
 pub fn syslog_worker(
     mut rx: mpsc::Receiver<SyslogItem>,

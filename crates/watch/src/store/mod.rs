@@ -1,10 +1,11 @@
-//! The embedded store: one SQLite database in WAL mode holding raw flows, per-minute flow rollups, sFlow interface
-//! counters and syslog messages (with an FTS5 index over the message text).
+//! The embedded flow store: one SQLite database in WAL mode holding raw flows, per-minute flow rollups and sFlow
+//! interface counters. Syslog messages live beside it in the log store ([`crate::logstore`]); both share the
+//! size cap, the status and the metrics defined here.
 //!
-//! Why SQLite: one file with transactional commits (a crash loses at most the last commit interval and never
-//! corrupts the file), concurrent readers while one writer appends (WAL), SQL aggregation for the query API,
-//! FTS5 full-text search for syslog, incremental vacuum to hand freed pages back to the filesystem, and a
-//! distinct error code when the disk is full — all in a library compiled into the binary (`bundled`).
+//! Why SQLite for flows: one file with transactional commits (a crash loses at most the last commit interval
+//! and never corrupts the file), concurrent readers while one writer appends (WAL), SQL aggregation for the
+//! query API, incremental vacuum to hand freed pages back to the filesystem, and a distinct error code when the
+//! disk is full — all in a library compiled into the binary (`bundled`).
 //!
 //! The [`Writer`] is owned by one thread: it batches what the decoders send, commits at least every
 //! `commit_interval`, enforces retention by age and by size, and on ENOSPC/EDQUOT/I/O errors stops storing
@@ -145,6 +146,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Reading or writing the log store failed.
+    #[error("log store: {0}")]
+    Io(#[from] std::io::Error),
     /// A query parameter is invalid.
     #[error("{0}")]
     BadQuery(String),

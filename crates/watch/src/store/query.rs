@@ -1,5 +1,5 @@
 //! Read-only queries behind the HTTP API: top talkers, conversations, ports, exporters and interfaces from the
-//! per-minute rollups; raw flow search; syslog search (FTS5 over the message text); interface rates.
+//! per-minute rollups; raw flow search; syslog search (over the log store, [`crate::logstore`]); interface rates.
 
 use super::StoreError;
 use rusqlite::types::Value;
@@ -123,7 +123,7 @@ pub struct Answer<T> {
     pub rows: Vec<T>,
 }
 
-fn limit(l: Option<usize>, default: usize, max: usize) -> i64 {
+pub(crate) fn limit(l: Option<usize>, default: usize, max: usize) -> i64 {
     l.unwrap_or(default).clamp(1, max) as i64
 }
 
@@ -421,7 +421,8 @@ pub struct LogQuery {
     pub severity: Option<String>,
     /// Facility name (`auth`, `local0`) or code.
     pub facility: Option<String>,
-    /// Words that must all appear in the message (full-text, case-insensitive).
+    /// Words that must all appear in the message (whole words, case-insensitive; see
+    /// [`crate::logstore::search`]).
     pub text: Option<String>,
     /// Rows (default 100), newest first.
     pub limit: Option<usize>,
@@ -460,7 +461,7 @@ pub struct LogOut {
     pub raw: String,
 }
 
-fn severity_code(s: &str) -> Result<u8, StoreError> {
+pub(crate) fn severity_code(s: &str) -> Result<u8, StoreError> {
     if let Ok(n) = s.parse::<u8>() {
         if n <= 7 {
             return Ok(n);
@@ -491,7 +492,7 @@ fn severity_code(s: &str) -> Result<u8, StoreError> {
         .ok_or_else(|| StoreError::BadQuery(format!("unknown severity `{s}`")))
 }
 
-fn facility_code(s: &str) -> Result<u8, StoreError> {
+pub(crate) fn facility_code(s: &str) -> Result<u8, StoreError> {
     if let Ok(n) = s.parse::<u8>() {
         if n <= 23 {
             return Ok(n);
@@ -504,96 +505,14 @@ fn facility_code(s: &str) -> Result<u8, StoreError> {
         .ok_or_else(|| StoreError::BadQuery(format!("unknown facility `{s}`")))
 }
 
-/// Turns free text into an FTS5 query: every word must appear (each quoted, so no syntax can be injected).
-pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" AND "))
-}
-
-/// Syslog search, newest first.
+/// Syslog search, newest first, over the log store directory `logs_dir` (see [`crate::logstore::search`]).
 pub fn logs(
-    conn: &Connection,
+    logs_dir: &std::path::Path,
     q: &LogQuery,
     now_ms: i64,
     max_rows: usize,
 ) -> Result<Answer<LogOut>, StoreError> {
-    let (from, to) = Window {
-        from: q.from.clone(),
-        to: q.to.clone(),
-    }
-    .resolve(now_ms)?;
-    let mut sql = String::from(
-        "SELECT received, ts, peer, transport, host, app, procid, msgid, facility, severity, format, malformed, msg, raw \
-         FROM logs WHERE received >= ?1 AND received < ?2",
-    );
-    let mut args: Vec<Value> = vec![Value::Integer(from), Value::Integer(to)];
-    let mut add = |clause: &str, v: Value, args: &mut Vec<Value>| {
-        args.push(v);
-        sql.push_str(&clause.replace('#', &format!("?{}", args.len())));
-    };
-    if let Some(h) = &q.host {
-        add(" AND host = #", Value::Text(h.clone()), &mut args);
-    }
-    if let Some(p) = &q.peer {
-        add(" AND peer = #", Value::Text(p.clone()), &mut args);
-    }
-    if let Some(a) = &q.app {
-        add(" AND app = #", Value::Text(a.clone()), &mut args);
-    }
-    if let Some(s) = &q.severity {
-        add(
-            " AND severity <= #",
-            Value::Integer(severity_code(s)?.into()),
-            &mut args,
-        );
-    }
-    if let Some(f) = &q.facility {
-        add(
-            " AND facility = #",
-            Value::Integer(facility_code(f)?.into()),
-            &mut args,
-        );
-    }
-    if let Some(t) = q.text.as_deref().and_then(fts_query) {
-        add(
-            " AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH #)",
-            Value::Text(t),
-            &mut args,
-        );
-    }
-    sql.push_str(&format!(
-        " ORDER BY received DESC, id DESC LIMIT {}",
-        limit(q.limit, 100, max_rows)
-    ));
-    let mut st = conn.prepare(&sql)?;
-    let rows = st
-        .query_map(params_from_iter(args), |r| {
-            let fac: u8 = r.get(8)?;
-            let sev: u8 = r.get(9)?;
-            let raw: Vec<u8> = r.get(13)?;
-            Ok(LogOut {
-                received: r.get(0)?,
-                ts: r.get(1)?,
-                peer: r.get(2)?,
-                transport: r.get(3)?,
-                host: r.get(4)?,
-                app: r.get(5)?,
-                procid: r.get(6)?,
-                msgid: r.get(7)?,
-                facility: yagura_syslog::Facility::from_code(fac)
-                    .map_or_else(|| fac.to_string(), |f| f.name().to_string()),
-                severity: yagura_syslog::Severity::from_code(sev).name().to_string(),
-                format: r.get(10)?,
-                malformed: r.get(11)?,
-                msg: r.get(12)?,
-                raw: String::from_utf8_lossy(&raw).into_owned(),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Answer { from, to, rows })
+    crate::logstore::search::search(logs_dir, q, now_ms, max_rows)
 }
 
 /// `GET /api/v1/interfaces` parameters.
@@ -731,13 +650,6 @@ mod tests {
         assert!(parse_time("-9223372036854775808", now).is_ok());
         let _ = parse_time("99999999999999999years", now); // no overflow panic
         assert!(parse_time("9999999999999h", now).is_ok());
-    }
-
-    #[test]
-    fn fts_quotes_words() {
-        assert_eq!(fts_query("link down").unwrap(), "\"link\" AND \"down\"");
-        assert_eq!(fts_query("a\"b OR").unwrap(), "\"a\"\"b\" AND \"OR\"");
-        assert!(fts_query("  ").is_none());
     }
 
     #[test]

@@ -5,15 +5,9 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
 
-/// Schema version stored in `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 2;
-
-/// The full-text index over `logs.msg`: contentless (the text stays in `logs` only), no positions
-/// (`detail=none`: every query is an AND of words) and no per-row size record (`columnsize=0`), so an insert
-/// costs one tokenisation and nothing per row beyond the index itself. Retention removes entries with the
-/// `'delete'` command, passing the text read back from `logs` before those rows go.
-const LOGS_FTS: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(msg, content='', \
-    columnsize=0, detail=none);";
+/// Schema version stored in `PRAGMA user_version`. Version 3: syslog moved out to the log store
+/// ([`crate::logstore`]); the `logs` table of versions 1 and 2 is migrated and dropped by the writer on open.
+pub(crate) const VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS flows (
@@ -41,13 +35,6 @@ CREATE TABLE IF NOT EXISTS counters (
     in_discards INTEGER NOT NULL, out_discards INTEGER NOT NULL, oper_up INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS counters_ts ON counters(ts);
-CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY, received INTEGER NOT NULL, ts INTEGER, peer TEXT NOT NULL,
-    transport TEXT NOT NULL, host TEXT, app TEXT, procid TEXT, msgid TEXT,
-    facility INTEGER NOT NULL, severity INTEGER NOT NULL, format TEXT NOT NULL,
-    malformed INTEGER NOT NULL, msg TEXT NOT NULL, raw BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logs_received ON logs(received);
 "#;
 
 /// Opens (creating if needed) the database for writing.
@@ -74,16 +61,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < VERSION {
         let tx = conn.unchecked_transaction()?;
-        if version == 1 {
-            // Version 1 had a contentless index with per-row size records (`contentless_delete=1`): rebuild it
-            // from the stored messages in the version 2 form.
-            tx.execute_batch("DROP TABLE IF EXISTS logs_fts;")?;
-        }
         tx.execute_batch(SCHEMA)?;
-        tx.execute_batch(LOGS_FTS)?;
-        if version == 1 {
-            tx.execute_batch("INSERT INTO logs_fts (rowid, msg) SELECT id, msg FROM logs;")?;
-        }
         tx.pragma_update(None, "user_version", VERSION)?;
         tx.commit()?;
     }

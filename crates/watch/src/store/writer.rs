@@ -1,8 +1,11 @@
-//! The single store writer: batches, commits at least every `commit_interval`, rolls flows up per minute,
+//! The SQLite store writer: batches, commits at least every `commit_interval`, rolls flows up per minute,
 //! enforces retention by age and size, and survives a full disk (stop storing, count, log, retry, recover).
+//! Syslog messages go to the log store ([`crate::logstore::LogStore`]), which a `Writer` opens beside its
+//! database; the daemon runs it on its own thread ([`Writer::take_logs`]), tests may keep it inside.
 
 use super::schema;
 use super::{CounterRow, LogRow, StoreError, StoreMsg, WriteFailure};
+use crate::logstore::{logs_dir, LogStore, Part, SharedUsage};
 use crate::metrics::{Deleted, Kind, Metrics};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -68,6 +71,11 @@ impl WriterLimits {
     fn data_budget(&self) -> u64 {
         self.max_bytes - self.wal_reserve()
     }
+
+    /// Bytes kept free for the WAL inside the cap (the log store counts them too).
+    pub(crate) fn wal_reserve_bytes(&self) -> u64 {
+        self.wal_reserve()
+    }
 }
 
 /// Commands for the writer thread.
@@ -109,6 +117,9 @@ pub struct Writer {
     degraded: Option<Degraded>,
     last_commit: Instant,
     last_retention: Instant,
+    /// The log store, while this writer owns it (until [`Writer::take_logs`]).
+    logs: Option<LogStore>,
+    shared: Arc<SharedUsage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,6 +180,17 @@ impl Writer {
         let conn = schema::open_writer(path)?;
         metrics.store_writable.set(1);
         metrics.store_max_bytes.set(limits.max_bytes as i64);
+        let shared = Arc::new(SharedUsage::default());
+        let logs = LogStore::open(
+            &logs_dir(path),
+            limits.clone(),
+            metrics.clone(),
+            shared.clone(),
+        )
+        .map_err(|source| StoreError::Dir {
+            path: logs_dir(path).display().to_string(),
+            source,
+        })?;
         let mut w = Self {
             conn,
             path: path.to_path_buf(),
@@ -179,10 +201,81 @@ impl Writer {
             degraded: None,
             last_commit: Instant::now(),
             last_retention: Instant::now(),
+            logs: Some(logs),
+            shared,
         };
+        w.migrate_logs()?;
         w.apply_wal_limits()?;
         w.update_size_metrics();
         Ok(w)
+    }
+
+    /// Moves syslog messages of a store from before the log store (schema versions 1 and 2: a `logs` table
+    /// with a full-text index) into the log store, then drops those tables.
+    fn migrate_logs(&mut self) -> Result<(), StoreError> {
+        let has: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if has.is_none() {
+            return Ok(());
+        }
+        let Some(logs) = self.logs.as_mut() else {
+            return Ok(());
+        };
+        let mut moved = 0u64;
+        {
+            let mut st = self.conn.prepare(
+                "SELECT received, ts, peer, transport, host, app, procid, msgid, facility, severity, format, \
+                 malformed, msg, raw FROM logs ORDER BY id",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let peer: String = r.get(2)?;
+                let transport: String = r.get(3)?;
+                let format: String = r.get(10)?;
+                let row = LogRow {
+                    received_ms: r.get(0)?,
+                    ts_ms: r.get(1)?,
+                    peer: peer.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                    transport: if transport == "tcp" { "tcp" } else { "udp" },
+                    host: r.get(4)?,
+                    app: r.get(5)?,
+                    proc_id: r.get(6)?,
+                    msg_id: r.get(7)?,
+                    facility: r.get(8)?,
+                    severity: r.get(9)?,
+                    format: match format.as_str() {
+                        "rfc5424" => "rfc5424",
+                        "rfc3164" => "rfc3164",
+                        _ => "unknown",
+                    },
+                    malformed: r.get(11)?,
+                    msg: r.get(12)?,
+                    raw: r.get(13)?,
+                };
+                logs.push_rows(std::iter::once(&row));
+                moved += 1;
+            }
+        }
+        logs.flush();
+        self.conn.execute_batch(
+            "BEGIN; DROP TABLE IF EXISTS logs_fts; DROP TABLE IF EXISTS logs; COMMIT;",
+        )?;
+        tracing::info!(
+            messages = moved,
+            "syslog messages moved from the database into the log store"
+        );
+        Ok(())
+    }
+
+    /// Hands the log store to its own thread (the daemon); syslog pushed here afterwards is dropped.
+    pub fn take_logs(&mut self) -> Option<LogStore> {
+        self.logs.take()
     }
 
     fn apply_wal_limits(&mut self) -> Result<(), StoreError> {
@@ -199,6 +292,9 @@ impl Writer {
 
     /// Replaces the limits (on reload).
     pub fn set_limits(&mut self, limits: WriterLimits) {
+        if let Some(l) = &mut self.logs {
+            l.set_limits(limits.clone());
+        }
         self.limits = limits;
         self.metrics
             .store_max_bytes
@@ -217,10 +313,13 @@ impl Writer {
     }
 
     /// Queues a message; commits when the batch is large.
-    pub fn push(&mut self, mut msg: StoreMsg) {
-        if let StoreMsg::Logs(b) = &mut msg {
-            // Out of the queue: the sender may send more.
-            b.ticket = None;
+    pub fn push(&mut self, msg: StoreMsg) {
+        if let StoreMsg::Log(_) | StoreMsg::Logs(_) = &msg {
+            match &mut self.logs {
+                Some(l) => l.push(msg),
+                None => tracing::debug!("syslog message sent to the flow store writer; dropped"),
+            }
+            return;
         }
         self.pending_rows += msg.rows();
         self.pending.push(msg);
@@ -249,6 +348,9 @@ impl Writer {
                     if self.pending_rows > 0 {
                         next_commit = next_commit.min(self.last_commit + IDLE_COMMIT_AFTER);
                     }
+                    if let Some(due) = self.logs.as_ref().and_then(LogStore::due) {
+                        next_commit = next_commit.min(due);
+                    }
                     match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
                         Ok(c) => Some(c),
                         Err(RecvTimeoutError::Timeout) => {
@@ -270,6 +372,9 @@ impl Writer {
                 }
                 None => {}
             }
+            if let Some(l) = &mut self.logs {
+                l.tick();
+            }
             let now = Instant::now();
             if now >= self.last_commit + self.limits.commit_interval {
                 self.flush();
@@ -288,6 +393,9 @@ impl Writer {
 
     /// Commits everything pending (or drops and counts it while the store is failing).
     pub fn flush(&mut self) {
+        if let Some(l) = &mut self.logs {
+            l.flush();
+        }
         self.last_commit = Instant::now();
         if self.pending.is_empty() {
             return;
@@ -313,7 +421,9 @@ impl Writer {
                         dropped_rows = d.dropped,
                         "store writable again; storing resumed"
                     );
-                    self.metrics.store_writable.set(1);
+                    if self.shared.set_failing(Part::Flows, false) {
+                        self.metrics.store_writable.set(1);
+                    }
                 }
             }
             Err(e) => {
@@ -344,6 +454,7 @@ impl Writer {
                             retry_at: Instant::now() + self.limits.retry_interval,
                             dropped: rows,
                         });
+                        self.shared.set_failing(Part::Flows, true);
                         self.metrics.store_writable.set(0);
                     }
                 }
@@ -376,11 +487,10 @@ impl Writer {
     fn write(&mut self, batch: &[StoreMsg]) -> Result<(), rusqlite::Error> {
         let raw = self.limits.raw_flows;
         let tx = self.conn.transaction()?;
-        let (mut n_flows, mut n_counters, mut n_logs) = (0u64, 0u64, 0u64);
+        let (mut n_flows, mut n_counters) = (0u64, 0u64);
         let mut rollups: HashMap<RollKey, (u64, u64, u64)> = HashMap::new();
         let mut names = AddrText::default();
         let mut raw_rows: Vec<RawRow<'_>> = Vec::new();
-        let mut logs: Vec<&LogRow> = Vec::new();
         {
             let mut ins_flow = tx.prepare_cached(
                 "INSERT INTO flows (ts, exporter, domain, kind, src, dst, sport, dport, proto, tcp_flags, bytes, \
@@ -388,13 +498,6 @@ impl Writer {
             )?;
             let mut ins_ctr = tx.prepare_cached(
                 "INSERT INTO counters VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
-            )?;
-            let mut ins_log = tx.prepare_cached(
-                "INSERT INTO logs (received, ts, peer, transport, host, app, procid, msgid, facility, severity, \
-                 format, malformed, msg, raw) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
-            )?;
-            let mut ins_fts = tx.prepare_cached(
-                "INSERT INTO logs_fts (rowid, msg) SELECT id, msg FROM logs WHERE id >= ?1",
             )?;
             for m in batch {
                 match m {
@@ -443,35 +546,9 @@ impl Writer {
                             n_counters += 1;
                         }
                     }
-                    StoreMsg::Log(l) => logs.push(l),
-                    StoreMsg::Logs(b) => logs.extend(b.rows.iter()),
+                    StoreMsg::Log(_) | StoreMsg::Logs(_) => {}
                 }
             }
-            // Logs go LOG_ROWS_PER_INSERT rows per statement; their full-text entries follow in one statement
-            // per commit, read back from the rows just written (rowids only grow: one writer, appends).
-            if !logs.is_empty() {
-                let mut peers = AddrText::default();
-                for l in &logs {
-                    peers.add(Some(l.peer));
-                }
-                let mut first_id = None;
-                let mut many = tx.prepare_cached(&many_logs_sql())?;
-                let mut chunks = logs.chunks_exact(LOG_ROWS_PER_INSERT);
-                for chunk in &mut chunks {
-                    for (i, l) in chunk.iter().enumerate() {
-                        bind_log(&mut many, i * LOG_COLUMNS, l, peers.get(l.peer))?;
-                    }
-                    many.raw_execute()?;
-                    first_id.get_or_insert_with(|| tx.last_insert_rowid() - chunk.len() as i64 + 1);
-                }
-                for l in chunks.remainder() {
-                    bind_log(&mut ins_log, 0, l, peers.get(l.peer))?;
-                    ins_log.raw_execute()?;
-                    first_id.get_or_insert_with(|| tx.last_insert_rowid());
-                }
-                ins_fts.execute(params![first_id.unwrap_or(0)])?;
-            }
-            n_logs += logs.len() as u64;
             // Raw flows go in FLOW_ROWS_PER_INSERT rows per statement (far fewer VM round trips per row).
             let mut many = tx.prepare_cached(&many_flows_sql())?;
             let mut chunks = raw_rows.chunks_exact(FLOW_ROWS_PER_INSERT);
@@ -533,7 +610,6 @@ impl Writer {
             ("flows", n_flows),
             ("rollups", rollups.len() as u64),
             ("counters", n_counters),
-            ("logs", n_logs),
         ] {
             if n > 0 {
                 self.metrics
@@ -548,6 +624,9 @@ impl Writer {
     /// Deletes data older than its age limit, then the oldest data while the store is over its size cap, and
     /// hands free pages back to the filesystem. Errors are logged (and counted), never fatal.
     pub fn run_retention(&mut self, now_ms: i64) {
+        if let Some(l) = &mut self.logs {
+            l.run_retention(now_ms);
+        }
         if let Err(e) = self.enforce_age(now_ms) {
             self.note_retention_error(&e);
         }
@@ -570,7 +649,6 @@ impl Writer {
             ("flows", "ts", l.flows_raw),
             ("rollups", "minute", l.flows_rollup),
             ("counters", "ts", l.counters),
-            ("logs", "received", l.logs),
         ] {
             let cutoff = now_ms - age.as_millis() as i64;
             let n = self.delete_before(table, col, cutoff)?;
@@ -598,28 +676,7 @@ impl Writer {
         let mut total = 0u64;
         loop {
             let tx = self.conn.transaction()?;
-            let n = if table == "logs" {
-                let max_id: Option<i64> = tx.query_row(
-                    "SELECT MAX(id) FROM (SELECT id FROM logs WHERE received < ?1 ORDER BY received LIMIT ?2)",
-                    params![cutoff, DELETE_CHUNK],
-                    |r| r.get(0),
-                )?;
-                match max_id {
-                    None => 0,
-                    Some(id) => {
-                        tx.execute(
-                            // The index reads its text from `logs`: tell it what goes before the rows do.
-                            "INSERT INTO logs_fts (logs_fts, rowid, msg) \
-                             SELECT 'delete', id, msg FROM logs WHERE received < ?1 AND id <= ?2",
-                            params![cutoff, id],
-                        )?;
-                        tx.execute(
-                            "DELETE FROM logs WHERE received < ?1 AND id <= ?2",
-                            params![cutoff, id],
-                        )?
-                    }
-                }
-            } else if table == "flows" {
+            let n = if table == "flows" {
                 // Whole receive minutes that ended before the cutoff (a flow's time is never after its receipt).
                 let upto: Option<i64> = tx.query_row(
                     "SELECT MAX(last_id) FROM flow_blocks WHERE minute + 60000 <= ?1",
@@ -687,8 +744,10 @@ impl Writer {
         let budget = self.limits.data_budget();
         let mut deleted_any = false;
         for _round in 0..64 {
+            // The log store's segments count against the same cap.
+            let logs = self.shared.bytes(Part::Logs);
             let used = match self.used_bytes() {
-                Ok(u) => u,
+                Ok(u) => u + logs,
                 Err(e) => {
                     self.note_retention_error(&e);
                     return;
@@ -702,7 +761,10 @@ impl Writer {
             if used <= limit {
                 break;
             }
-            match self.delete_oldest_slice(now_ms) {
+            // The data furthest into its retention window goes first: when that is the logs', the log store
+            // (which sees the same totals) deletes its oldest segments, except when the disk is full.
+            let yield_to_logs = target >= 0.85 && logs >= (64 << 10);
+            match self.delete_oldest_slice(now_ms, yield_to_logs) {
                 Ok(true) => deleted_any = true,
                 Ok(false) => break,
                 Err(e) => {
@@ -750,14 +812,17 @@ impl Writer {
         Ok(())
     }
 
-    fn delete_oldest_slice(&mut self, now_ms: i64) -> Result<bool, rusqlite::Error> {
+    /// The table whose oldest row is furthest into its retention window: (fraction, table, column, oldest).
+    fn oldest_table(
+        &self,
+        now_ms: i64,
+    ) -> Result<Option<(f64, &'static str, &'static str, i64)>, rusqlite::Error> {
         let l = self.limits.clone();
         let mut best: Option<(f64, &'static str, &'static str, i64)> = None;
         for (table, col, age) in [
             ("flows", "ts", l.flows_raw),
             ("rollups", "minute", l.flows_rollup),
             ("counters", "ts", l.counters),
-            ("logs", "received", l.logs),
         ] {
             let (min_table, min_col) = if table == "flows" {
                 ("flow_blocks", "minute")
@@ -776,9 +841,20 @@ impl Writer {
                 }
             }
         }
-        let Some((_, table, col, oldest)) = best else {
+        Ok(best)
+    }
+
+    fn delete_oldest_slice(
+        &mut self,
+        now_ms: i64,
+        yield_to_logs: bool,
+    ) -> Result<bool, rusqlite::Error> {
+        let Some((frac, table, col, oldest)) = self.oldest_table(now_ms)? else {
             return Ok(false);
         };
+        if yield_to_logs && self.shared.age(Part::Logs) > frac {
+            return Ok(false);
+        }
         let span = (now_ms - oldest).max(0);
         let cutoff = oldest + (span / 10).max(60_000);
         let n = self.delete_before(table, col, cutoff)?;
@@ -803,10 +879,21 @@ impl Writer {
                 file += md.len();
             }
         }
-        self.metrics.store_file_bytes.set(file as i64);
+        let logs = self
+            .logs
+            .as_ref()
+            .map_or_else(|| self.shared.bytes(Part::Logs), LogStore::bytes);
+        self.metrics.store_file_bytes.set((file + logs) as i64);
         if let Ok(u) = self.used_bytes() {
-            self.metrics.store_used_bytes.set(u as i64);
+            self.shared.set_bytes(Part::Flows, u);
+            self.metrics.store_used_bytes.set((u + logs) as i64);
         }
+        let age = self
+            .oldest_table(now_ms())
+            .ok()
+            .flatten()
+            .map_or(0.0, |b| b.0);
+        self.shared.set_age(Part::Flows, age);
     }
 }
 
@@ -896,41 +983,5 @@ fn insert_counter(
         c.out_discards,
         c.oper_up,
     ])?;
-    Ok(())
-}
-
-const LOG_COLUMNS: usize = 14;
-const LOG_ROWS_PER_INSERT: usize = 16;
-
-fn many_logs_sql() -> String {
-    let one = format!("({})", vec!["?"; LOG_COLUMNS].join(","));
-    format!(
-        "INSERT INTO logs (received, ts, peer, transport, host, app, procid, msgid, facility, severity, format, \
-         malformed, msg, raw) VALUES {}",
-        vec![one; LOG_ROWS_PER_INSERT].join(",")
-    )
-}
-
-/// Binds one log row at parameter offset `base` (0-based; parameters are 1-based).
-fn bind_log(
-    st: &mut rusqlite::CachedStatement<'_>,
-    base: usize,
-    l: &LogRow,
-    peer: &str,
-) -> Result<(), rusqlite::Error> {
-    st.raw_bind_parameter(base + 1, l.received_ms)?;
-    st.raw_bind_parameter(base + 2, l.ts_ms)?;
-    st.raw_bind_parameter(base + 3, peer)?;
-    st.raw_bind_parameter(base + 4, l.transport)?;
-    st.raw_bind_parameter(base + 5, l.host.as_deref())?;
-    st.raw_bind_parameter(base + 6, l.app.as_deref())?;
-    st.raw_bind_parameter(base + 7, l.proc_id.as_deref())?;
-    st.raw_bind_parameter(base + 8, l.msg_id.as_deref())?;
-    st.raw_bind_parameter(base + 9, l.facility)?;
-    st.raw_bind_parameter(base + 10, l.severity)?;
-    st.raw_bind_parameter(base + 11, l.format)?;
-    st.raw_bind_parameter(base + 12, l.malformed)?;
-    st.raw_bind_parameter(base + 13, l.msg.as_str())?;
-    st.raw_bind_parameter(base + 14, l.raw.as_slice())?;
     Ok(())
 }
