@@ -6,6 +6,7 @@
 #
 #   scripts/bench/gate.sh            # DURATION=20s CONNECTIONS=64 THREADS=2 by default
 #   CALLGRIND=1 scripts/bench/gate.sh  # instructions per request of each proxy under valgrind's callgrind instead
+#                                      # (CG_KEEP=DIR keeps the profiles, CG_SECONDS=N measures N s, default 10)
 #
 # Needs: nginx, wrk, openssl (scripts/deps/apt/gate.txt). Everything listens on 127.0.0.1 only.
 # PERF=/tmp/gate.perf also records a CPU profile of the gate during its session run. Each row also shows the CPU
@@ -122,6 +123,8 @@ if [ -n "${CALLGRIND:-}" ]; then
         kill "$vpid"; wait "$vpid" 2>/dev/null || true
         n="$(awk '$2 == "requests" && $3 == "in" {print $1}' <<<"$out")"
         ir="$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name".cg.*)"
+        # CG_KEEP=DIR keeps the profile (callgrind_annotate DIR/FILE) for a look at where the instructions go.
+        [ -z "${CG_KEEP:-}" ] || cp "$work/$name".cg.* "$CG_KEEP/${name// /_}.cg"
         printf '| %-34s | %8s | %12s |\n' "$name" "$n" "$((ir / n))"
     }
     printf '| %-34s | %8s | %12s |\n' "callgrind, one thread" "requests" "instr/request"

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         chk: now,
         tok: "minted".into(),
         rt: None,
+        cache: Default::default(),
     };
     match sealer.seal(&cfg.cookie_name, &s) {
         Some(v) => {

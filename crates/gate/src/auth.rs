@@ -404,6 +404,7 @@ async fn complete(st: &State, flow: &Flow, code: &str) -> Result<Session, AuthEr
         chk: n,
         tok,
         rt,
+        cache: Default::default(),
     })
 }
 

@@ -8,12 +8,13 @@
 //! forward-auth at `/auth`; Prometheus metrics. See `docs/gate.md`.
 //!
 //! Pure parts ([`policy`], [`session`], [`assertion`], [`pages`], [`config`]) are separate from I/O ([`server`],
-//! [`proxy`], [`auth`], [`upstream`], [`github`], [`oidc`], [`httpc`], [`tls`]).
+//! [`proxy`], [`auth`], [`upstream`], [`conns`], [`github`], [`oidc`], [`httpc`], [`tls`]).
 
 pub mod assertion;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conns;
 pub mod github;
 pub mod httpc;
 pub mod metrics;

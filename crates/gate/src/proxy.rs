@@ -15,7 +15,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -237,7 +236,15 @@ pub async fn read_session(st: &State, headers: &HeaderMap) -> SessionRead {
             ended: None,
         };
     }
-    let mut s = Session::clone(&shared);
+    // Boxed: the re-check (provider calls) is rare and its future large; it stays out of every request's.
+    Box::pin(refresh(st, &shared, now)).await
+}
+
+/// The membership re-check of a stale session (one per session at a time).
+async fn refresh(st: &State, shared: &Session, now: u64) -> SessionRead {
+    let name = &st.cfg.cookie_name;
+    let clear = || Some(clear_cookie(name, st.cookie_domain()));
+    let mut s = Session::clone(shared);
     // One re-check per session at a time; requests arriving meanwhile wait and reuse its result.
     let slot = st.rechecks.slot(&s.sid);
     let mut done = slot.lock().await;
@@ -324,6 +331,8 @@ pub async fn recheck(st: &State, s: &mut Session) -> Result<(), AuthError> {
         }
     }
     s.chk = now();
+    // The identity may have changed: header values are built again.
+    s.cache = Default::default();
     Ok(())
 }
 
@@ -432,9 +441,16 @@ enum Label {
 }
 
 /// Serves one request on the HTTPS listener.
-pub async fn handle(st: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+///
+/// `client_ip` is the client's address as a header value (`X-Forwarded-For`, `X-Real-IP`), formatted once per
+/// connection.
+pub async fn handle(
+    st: Arc<State>,
+    req: Request<Incoming>,
+    client_ip: Option<HeaderValue>,
+) -> Response<Body> {
     let started = Instant::now();
-    let (label, res) = route_request(&st, req, peer).await;
+    let (label, res) = route_request(&st, req, client_ip.as_ref()).await;
     let (status, secs) = (res.status().as_u16(), started.elapsed().as_secs_f64());
     match label {
         Label::Route(i) => {
@@ -450,7 +466,7 @@ pub async fn handle(st: Arc<State>, req: Request<Incoming>, peer: SocketAddr) ->
 async fn route_request(
     st: &Arc<State>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    client_ip: Option<&HeaderValue>,
 ) -> (Label, Response<Body>) {
     let Some(host) = req_host(&req) else {
         return (
@@ -463,7 +479,8 @@ async fn route_request(
         );
     };
     if host == st.cfg.auth_host {
-        return (Label::Fixed("_auth"), auth::handle(st, req).await);
+        // Boxed, like every rare path with provider calls, so the request future stays small.
+        return (Label::Fixed("_auth"), Box::pin(auth::handle(st, req)).await);
     }
     let Some(path) = normalize_path(req.uri().path()) else {
         return (
@@ -538,7 +555,7 @@ async fn route_request(
             forward(
                 st,
                 req,
-                peer,
+                client_ip,
                 route,
                 &pool,
                 &host,
@@ -556,16 +573,16 @@ async fn route_request(
 
 /// Identity headers for the upstream (or the forward-auth answer).
 pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderMap) {
-    let set = |h: &mut HeaderMap, n: HeaderName, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(n, v);
+    let set = |h: &mut HeaderMap, n: HeaderName, v: Option<&HeaderValue>| {
+        if let Some(v) = v {
+            h.insert(n, v.clone());
         }
     };
-    set(h, X_YAGURA_USER, &s.who.user);
-    if let Some(e) = &s.who.email {
-        set(h, X_YAGURA_EMAIL, e);
-    }
-    set(h, X_YAGURA_GROUPS, &s.who.groups.join(","));
+    // Built once per opened session and kept with it.
+    let v = s.identity_values();
+    set(h, X_YAGURA_USER, v.user.as_ref());
+    set(h, X_YAGURA_EMAIL, v.email.as_ref());
+    set(h, X_YAGURA_GROUPS, v.groups.as_ref());
     let iat = now();
     let exp = iat + st.cfg.assertion_ttl.as_secs();
     let jwt = st.signer.cached(&s.sid, audience, iat, exp, || Claims {
@@ -589,7 +606,7 @@ pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderM
 fn upstream_headers(
     st: &State,
     src: &HeaderMap,
-    peer: SocketAddr,
+    client_ip: Option<&HeaderValue>,
     host: &str,
     session: Option<&Session>,
     upgrade: bool,
@@ -636,10 +653,9 @@ fn upstream_headers(
     if upgrade {
         out.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let ip = peer.ip().to_string();
-    if let Ok(v) = HeaderValue::from_str(&ip) {
+    if let Some(v) = client_ip {
         out.insert(X_FORWARDED_FOR, v.clone());
-        out.insert(X_REAL_IP, v);
+        out.insert(X_REAL_IP, v.clone());
     }
     out.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     if let Ok(v) = HeaderValue::from_str(host) {
@@ -683,7 +699,7 @@ fn bad_gateway(route: &str, why: &str) -> Response<Body> {
 async fn forward(
     st: &Arc<State>,
     mut req: Request<Incoming>,
-    peer: SocketAddr,
+    client_ip: Option<&HeaderValue>,
     route: &Route,
     pool: &Arc<Pool>,
     host: &str,
@@ -698,12 +714,19 @@ async fn forward(
         );
     }
     let upgrade = is_upgrade(&req);
-    let mut headers = upstream_headers(st, req.headers(), peer, host, session.as_deref(), upgrade);
+    let mut headers = upstream_headers(
+        st,
+        req.headers(),
+        client_ip,
+        host,
+        session.as_deref(),
+        upgrade,
+    );
     let query = req.uri().query().map(str::to_string);
     let method = req.method().clone();
     if upgrade {
         let down = hyper::upgrade::on(&mut req);
-        return websocket(
+        return Box::pin(websocket(
             st,
             route,
             pool,
@@ -713,7 +736,7 @@ async fn forward(
             headers,
             session,
             down,
-        )
+        ))
         .await;
     }
     let body_empty = req.body().is_end_stream();
@@ -754,8 +777,16 @@ async fn forward(
         if attempt > 0 {
             st.metrics.retry(&route.name);
         }
-        match tokio::time::timeout(pool.timeout, pool.client().request(out)).await {
-            Ok(Ok(res)) => {
+        // One deadline per attempt covers the response head and, for a small body, the body.
+        let deadline = tokio::time::sleep(pool.timeout);
+        tokio::pin!(deadline);
+        let sent = tokio::select! {
+            biased;
+            r = up.conns().send(out) => Some(r),
+            () = &mut deadline => None,
+        };
+        match sent {
+            Some(Ok((res, conn))) => {
                 let (mut parts, b) = res.into_parts();
                 strip_response_hop(&mut parts.headers, false);
                 parts.version = Version::HTTP_11;
@@ -765,15 +796,29 @@ async fn forward(
                     && !matches!(parts.status.as_u16(), 100..=199 | 204 | 304)
                     && b.size_hint().exact().is_some_and(|n| n <= BUFFER_MAX);
                 if !small {
+                    // The connection goes back to the pool once the body has been passed on.
+                    if let Some(tx) = conn {
+                        up.conns().release(tx);
+                    }
                     return Response::from_parts(parts, b.map_err(Into::into).boxed_unsync());
                 }
-                return match tokio::time::timeout(pool.timeout, b.collect()).await {
-                    Ok(Ok(c)) => Response::from_parts(parts, full(c.to_bytes())),
-                    Ok(Err(e)) => bad_gateway(&route.name, &crate::httpc::error_chain(&e)),
-                    Err(_) => bad_gateway(&route.name, "response body not read in time"),
+                let read = tokio::select! {
+                    biased;
+                    r = b.collect() => Some(r),
+                    () = &mut deadline => None,
+                };
+                return match read {
+                    Some(Ok(c)) => {
+                        if let Some(tx) = conn {
+                            up.conns().release(tx);
+                        }
+                        Response::from_parts(parts, full(c.to_bytes()))
+                    }
+                    Some(Err(e)) => bad_gateway(&route.name, &crate::httpc::error_chain(&e)),
+                    None => bad_gateway(&route.name, "response body not read in time"),
                 };
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 last = crate::httpc::error_chain(&e);
                 if e.is_connect() {
                     pool.connect_failed(&up, &st.metrics);
@@ -781,7 +826,7 @@ async fn forward(
                     break;
                 }
             }
-            Err(_) => {
+            None => {
                 last = format!("no response within {:?}", pool.timeout);
                 if attempt + 1 == attempts {
                     tracing::warn!(route = %route.name, upstream = %up.url, "{last}");
@@ -828,7 +873,7 @@ async fn websocket(
     *out.uri_mut() = uri;
     *out.headers_mut() = headers;
     set_host(out.headers_mut(), pool, &up, host);
-    let mut res = match tokio::time::timeout(pool.timeout, pool.ws_client.request(out)).await {
+    let mut res = match tokio::time::timeout(pool.timeout, up.conns().send_upgrade(out)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             if e.is_connect() {

@@ -439,9 +439,12 @@ async fn accept_https(
                     }
                     Err(_) => return,
                 };
+            // The client's address as a header value, formatted once for all the connection's requests.
+            let client_ip = http::HeaderValue::from_str(&peer.ip().to_string()).ok();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let st = state.load_full();
-                async move { Ok::<_, Infallible>(proxy::handle(st, req, peer).await) }
+                let ip = client_ip.clone();
+                async move { Ok::<_, Infallible>(proxy::handle(st, req, ip).await) }
             });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -125,9 +125,63 @@ pub struct Session {
     /// OIDC refresh token, when the provider gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rt: Option<String>,
+    /// The identity header values, built on first use (not sealed; see [`IdentityCache`]).
+    #[serde(skip)]
+    pub cache: IdentityCache,
+}
+
+/// `X-Yagura-User`, `X-Yagura-Email` and `X-Yagura-Groups` of a session as ready header values (`None` where
+/// a value cannot be a header value, or there is no e-mail).
+#[derive(Debug, Clone, Default)]
+pub struct IdentityValues {
+    /// The login.
+    pub user: Option<http::HeaderValue>,
+    /// The e-mail.
+    pub email: Option<http::HeaderValue>,
+    /// The groups, comma-separated.
+    pub groups: Option<http::HeaderValue>,
+}
+
+/// The identity header values of a session, built once per opened session (sessions are shared from the
+/// per-thread cache of opened cookies) instead of once per request. A clone starts empty — sessions are cloned
+/// to be changed (membership re-check), so a changed identity never keeps old values — and the cache takes no
+/// part in comparisons.
+#[derive(Default)]
+pub struct IdentityCache(std::sync::OnceLock<IdentityValues>);
+
+impl Clone for IdentityCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for IdentityCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for IdentityCache {}
+
+impl std::fmt::Debug for IdentityCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityCache")
+    }
 }
 
 impl Session {
+    /// The identity header values (built on the first call for this session value).
+    pub fn identity_values(&self) -> &IdentityValues {
+        self.cache.0.get_or_init(|| {
+            let v = |s: &str| http::HeaderValue::from_str(s).ok();
+            IdentityValues {
+                user: v(&self.who.user),
+                email: self.who.email.as_deref().and_then(v),
+                groups: v(&self.who.groups.join(",")),
+            }
+        })
+    }
+
     /// True at or after expiry.
     pub fn expired(&self, now: u64) -> bool {
         now >= self.exp

@@ -1,19 +1,15 @@
 //! Upstreams of a route: round robin over the healthy ones, active health checks with rise/fall thresholds,
-//! passive marking on connection failures, and the pooled hyper clients (HTTP/1.1 and HTTP/2 over ALPN for
-//! `https`; a separate HTTP/1.1-only client for websocket upgrades). Each serving thread has its own keep-alive
-//! pool, so a request is written and answered on the thread that accepted it (no cross-thread wake-ups).
+//! passive marking on connection failures. Each upstream has its connections ([`Conns`]: HTTP/1.1, or HTTP/2 by
+//! ALPN for `https`; upgrades on connections of their own), pooled per serving thread, so a request is written
+//! and answered on the thread that accepted it (no cross-thread wake-ups).
 
 use crate::config::{HealthCheck, RouteConfig};
-use crate::httpc::connector;
+use crate::conns::Conns;
 use crate::metrics::GateMetrics;
 use crate::tls::{client_config, TlsError};
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,51 +20,61 @@ use tokio_util::sync::CancellationToken;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type the gate sends and receives.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
-/// The upstream client.
-pub type UpClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// One upstream.
 #[derive(Debug)]
 pub struct Upstream {
     /// As configured (metric label).
     pub url: String,
-    scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     host_header: http::HeaderValue,
     base: String,
+    conns: Arc<Conns>,
     healthy: AtomicBool,
     oks: AtomicU32,
     fails: AtomicU32,
 }
 
 impl Upstream {
-    fn parse(s: &str) -> Option<Self> {
+    fn parse(
+        s: &str,
+        tls: &rustls::ClientConfig,
+        connect_timeout: Duration,
+        workers: usize,
+    ) -> Option<Self> {
         let u: Uri = s.parse().ok()?;
         let base = u.path().trim_end_matches('/').to_string();
+        let conns = Conns::new(
+            u.scheme()?.clone(),
+            u.authority()?.clone(),
+            Some(tls.clone()),
+            connect_timeout,
+            workers,
+        )?;
         Some(Self {
             url: s.to_string(),
-            scheme: u.scheme()?.clone(),
             authority: u.authority()?.clone(),
             host_header: http::HeaderValue::from_str(u.authority()?.as_str()).ok()?,
             base,
+            conns,
             healthy: AtomicBool::new(true),
             oks: AtomicU32::new(0),
             fails: AtomicU32::new(0),
         })
     }
 
-    /// The URI for a request's normalized path and query.
+    /// The (origin-form) URI for a request's normalized path and query.
     pub fn uri(&self, path: &str, query: Option<&str>) -> Option<Uri> {
         let pq = match query {
             Some(q) => format!("{}{path}?{q}", self.base),
             None => format!("{}{path}", self.base),
         };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .ok()
+        Uri::from_maybe_shared(Bytes::from(pq)).ok()
+    }
+
+    /// The connections to this upstream.
+    pub fn conns(&self) -> &Conns {
+        &self.conns
     }
 
     /// `host[:port]` of the upstream (its own `Host` header).
@@ -94,11 +100,7 @@ pub struct Pool {
     pub route: String,
     upstreams: Vec<Arc<Upstream>>,
     next: AtomicUsize,
-    /// Pooled clients (HTTP/1.1, HTTP/2 by ALPN), one per serving thread ([`Pool::client`]).
-    clients: Box<[UpClient]>,
-    /// HTTP/1.1-only client for upgrades.
-    pub ws_client: UpClient,
-    /// Response-header deadline.
+    /// Deadline of an exchange (response head and a body read whole).
     pub timeout: Duration,
     /// Extra attempts for idempotent requests.
     pub retries: u32,
@@ -107,45 +109,27 @@ pub struct Pool {
     health: Option<HealthCheck>,
 }
 
-fn client(tls: rustls::ClientConfig, connect: Duration, h2: bool) -> UpClient {
-    let mut b = Client::builder(TokioExecutor::new());
-    b.pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256);
-    b.build(connector(tls, connect, h2))
-}
-
 impl Pool {
-    /// Builds the pool of a route for `workers` serving threads (clients are created even for routes without
-    /// upstreams).
+    /// Builds the pool of a route for `workers` serving threads.
     pub fn new(r: &RouteConfig, workers: usize) -> Result<Self, TlsError> {
         let ca = r
             .ca_file
             .as_ref()
             .map(|p| Path::new(p.as_str()).to_path_buf());
         let tls = client_config(ca.as_deref())?;
-        let ws_tls = client_config(ca.as_deref())?;
         Ok(Self {
             route: r.name.clone(),
             upstreams: r
                 .all_upstreams()
                 .iter()
-                .filter_map(|u| Upstream::parse(u).map(Arc::new))
+                .filter_map(|u| Upstream::parse(u, &tls, r.connect_timeout, workers).map(Arc::new))
                 .collect(),
             next: AtomicUsize::new(0),
-            clients: (0..workers.max(1))
-                .map(|_| client(tls.clone(), r.connect_timeout, true))
-                .collect(),
-            ws_client: client(ws_tls, r.connect_timeout, false),
             timeout: r.timeout,
             retries: r.retries,
             preserve_host: r.preserve_host,
             health: r.health_check.clone(),
         })
-    }
-
-    /// The keep-alive pool of the current serving thread.
-    pub fn client(&self) -> &UpClient {
-        &self.clients[crate::worker::index(self.clients.len())]
     }
 
     /// True when the route has upstreams (else it only serves `/auth`).
@@ -238,22 +222,33 @@ impl Pool {
     }
 
     async fn check(&self, u: &Upstream, h: &HealthCheck) -> bool {
+        use http_body_util::BodyExt;
         let Some(uri) = u.uri(&h.path, None) else {
             return false;
         };
         let Ok(req) = http::Request::get(uri)
+            .header(http::header::HOST, u.host_header().clone())
             .header(http::header::USER_AGENT, "yagura-gate health check")
             .body(empty())
         else {
             return false;
         };
-        match tokio::time::timeout(h.timeout, self.client().request(req)).await {
-            Ok(Ok(res)) => {
-                let s = res.status();
-                s.is_success() || s.is_redirection()
+        let exchange = async {
+            let (res, conn) = u.conns().send(req).await.ok()?;
+            let ok = res.status().is_success() || res.status().is_redirection();
+            // The body is read (up to 64 KiB) so the connection can be used again.
+            let read = http_body_util::Limited::new(res.into_body(), 64 * 1024)
+                .collect()
+                .await;
+            if let (Ok(_), Some(tx)) = (read, conn) {
+                u.conns().release(tx);
             }
-            _ => false,
-        }
+            Some(ok)
+        };
+        matches!(
+            tokio::time::timeout(h.timeout, exchange).await,
+            Ok(Some(true))
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! The ingress half: TLS with SNI over several certificates and reload when the files change, HTTP→HTTPS
 //! redirect, HTTP/1.1 and HTTP/2, routing by host and path prefix, websockets, retries, health checks, timeouts,
-//! SIGHUP-style reloads (a bad file keeps the old config) and config diagnostics.
+//! SIGHUP-style reloads (a bad file keeps the old config), https upstreams (HTTP/2 or HTTP/1.1 by ALPN), upstream
+//! keep-alive and config diagnostics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -438,5 +439,119 @@ async fn shutdown_drains_in_flight_requests_then_stops() {
     assert!(
         tokio::net::TcpStream::connect(g.https).await.is_err(),
         "listener closed"
+    );
+}
+
+/// A TLS upstream (certificate for 127.0.0.1 from the test CA) offering `alpn`; answers with the HTTP version
+/// it saw. Counts the connections it accepted.
+async fn tls_upstream(
+    pki: &Pki,
+    alpn: &[&[u8]],
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rustls_pki_types::pem::PemObject;
+    let (cert, key) = pki.leaf(&["127.0.0.1"]);
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            n.fetch_add(1, Ordering::Relaxed);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = format!("{:?} {}", req.version(), req.uri().path());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from(body),
+                        )))
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, conns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_by_alpn_and_connections_are_kept_alive() {
+    let pki = Arc::new(Pki::new());
+    let (h2, h2_conns) = tls_upstream(&pki, &[b"h2", b"http/1.1"]).await;
+    let (h1, h1_conns) = tls_upstream(&pki, &[b"http/1.1"]).await;
+    let plain = upstream("plain").await;
+    let cfg = format!(
+        r#"
+[[routes]]
+name = "h2"
+host = "h2.gate.test"
+upstream = "https://{h2}"
+ca_file = "{{dir}}/ca.pem"
+access = "public"
+
+[[routes]]
+name = "h1"
+host = "h1.gate.test"
+upstream = "https://{h1}/base"
+ca_file = "{{dir}}/ca.pem"
+access = "public"
+
+[[routes]]
+name = "plain"
+host = "plain.gate.test"
+upstream = "http://{p}"
+access = "public"
+"#,
+        p = plain.addr
+    );
+    // The CA file must exist before the gate reads its config.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "ca.pem", &pki.ca_pem);
+    let g = Gate::start(
+        pki.clone(),
+        &cfg.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .await;
+    for i in 0..6 {
+        let r = g.get("h2.gate.test", &format!("/x{i}"), None, &[]).await;
+        assert_eq!(
+            (r.status, r.text()),
+            (StatusCode::OK, format!("HTTP/2.0 /x{i}"))
+        );
+        let r = g.get("h1.gate.test", "/y", None, &[]).await;
+        assert_eq!(
+            (r.status, r.text()),
+            (StatusCode::OK, "HTTP/1.1 /base/y".to_string())
+        );
+        assert_eq!(g.get("plain.gate.test", "/z", None, &[]).await.status, 200);
+    }
+    // Sequential requests reuse connections: at most one per serving thread.
+    let threads = yagura_gate::worker::default_count();
+    assert!(
+        h2_conns.load(Ordering::Relaxed) <= threads,
+        "h2 connections: {h2_conns:?}"
+    );
+    assert!(
+        h1_conns.load(Ordering::Relaxed) <= threads,
+        "h1 connections: {h1_conns:?}"
     );
 }
