@@ -88,7 +88,8 @@ impl Default for Listeners {
 pub struct Queues {
     /// Datagrams waiting for the flow decoder.
     pub flow_datagrams: usize,
-    /// Messages waiting for the syslog parser.
+    /// Slots for input waiting for the syslog parser: one UDP datagram, or up to 64 frames / 16 KiB read from
+    /// one TCP connection, per slot.
     pub syslog_messages: usize,
     /// Batches waiting for the store writer (one per datagram or message).
     pub store: usize,

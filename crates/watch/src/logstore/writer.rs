@@ -19,6 +19,12 @@ use std::time::{Duration, Instant};
 const BLOCK_BYTES: usize = 1 << 20;
 /// …or its first message is this old (also the most a crash loses).
 const BLOCK_AGE: Duration = Duration::from_secs(1);
+/// A block holding at least this much is written as soon as input pauses for [`IDLE_PAUSE`], instead of
+/// waiting out its second: the end of a burst becomes searchable (and counted as stored) at once, while a
+/// trickle of messages still fills blocks for up to a second.
+const IDLE_WRITE_MIN: usize = 64 * 1024;
+/// How long input must pause for a block of at least [`IDLE_WRITE_MIN`] to be written early.
+const IDLE_PAUSE: Duration = Duration::from_millis(20);
 /// Messages of one block lie within this span of receive time.
 const BLOCK_SPAN_MS: i64 = 1000;
 /// Largest segment.
@@ -571,15 +577,25 @@ impl LogStore {
     /// Runs until `rx` closes: stores what arrives, writes a block at least every second, runs retention every
     /// retention interval; writes what is pending before returning.
     pub fn run(mut self, rx: Receiver<WriterCmd>) {
+        let mut last_data = Instant::now();
         loop {
             let now = Instant::now();
-            let block_due = self
-                .block_started
-                .map(|t| t + BLOCK_AGE.min(self.limits.commit_interval));
-            let retention_due = self.last_retention + self.limits.retention_interval;
-            let wake = block_due.map_or(retention_due, |b| b.min(retention_due));
+            let mut wake = self.last_retention + self.limits.retention_interval;
+            if let Some(due) = self.due() {
+                wake = wake.min(due);
+            }
+            if self.block.len() >= IDLE_WRITE_MIN {
+                wake = wake.min(last_data + IDLE_PAUSE);
+            }
+            if self.dirty {
+                // What was written gets synced within a second even when nothing follows it.
+                wake = wake.min(self.last_sync + BLOCK_AGE);
+            }
             match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(WriterCmd::Data(m)) => self.push(m),
+                Ok(WriterCmd::Data(m)) => {
+                    self.push(m);
+                    last_data = Instant::now();
+                }
                 Ok(WriterCmd::Limits(l)) => self.set_limits(l),
                 Ok(WriterCmd::Flush(ack)) => {
                     self.flush();
@@ -589,11 +605,13 @@ impl LogStore {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = Instant::now();
-            if self
-                .block_started
-                .is_some_and(|t| now >= t + BLOCK_AGE.min(self.limits.commit_interval))
+            if self.due().is_some_and(|d| now >= d)
+                || (self.block.len() >= IDLE_WRITE_MIN && now >= last_data + IDLE_PAUSE)
             {
                 self.write_block();
+            }
+            if self.dirty && now >= self.last_sync + BLOCK_AGE {
+                self.sync();
             }
             if now >= self.last_retention + self.limits.retention_interval {
                 self.last_retention = now;
