@@ -18,6 +18,10 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::metrics::{Kind, Metrics};
+use crate::store::WriteFailure;
 
 pub use writer::LogStore;
 
@@ -119,6 +123,78 @@ impl SharedUsage {
             self.failing.fetch_and(!bit, Ordering::Relaxed) & !bit
         };
         now == 0
+    }
+}
+
+/// A store part's outage after a failed write (ENOSPC, EDQUOT, I/O): while it lasts, data is dropped and counted
+/// until `retry_at`. Kept by the flow writer and the log store alike, so both report it the same way.
+#[derive(Debug)]
+pub(crate) struct Outage {
+    /// What the first failed write was.
+    pub(crate) failure: WriteFailure,
+    /// When the next write is tried.
+    pub(crate) retry_at: Instant,
+    /// Rows dropped since the outage began.
+    pub(crate) dropped: u64,
+}
+
+/// A write of `rows` of store `part` failed: counts the error, then extends the outage in `slot` or starts one
+/// (logged once; `store_writable` and the shared state follow).
+#[allow(clippy::too_many_arguments)] // one call site per store; a struct would only rename them
+pub(crate) fn record_failure(
+    slot: &mut Option<Outage>,
+    error: &dyn std::fmt::Display,
+    failure: WriteFailure,
+    rows: u64,
+    retry: Duration,
+    (part, path): (Part, &Path),
+    shared: &SharedUsage,
+    metrics: &Metrics,
+) {
+    metrics
+        .store_errors
+        .get_or_create(&Kind {
+            kind: failure.label(),
+        })
+        .inc();
+    let retry_at = Instant::now() + retry;
+    match slot {
+        Some(o) => {
+            o.dropped += rows;
+            o.retry_at = retry_at;
+            tracing::debug!(error = %error, store = ?part, "store still failing");
+        }
+        None => {
+            tracing::error!(
+                error = %error,
+                kind = failure.label(),
+                store = ?part,
+                path = %path.display(),
+                "store write failed: storing stopped (data is dropped and counted) until a retry succeeds"
+            );
+            *slot = Some(Outage {
+                failure,
+                retry_at,
+                dropped: rows,
+            });
+            shared.set_failing(part, true);
+            metrics.store_writable.set(0);
+        }
+    }
+}
+
+/// A write of store `part` succeeded: ends the outage in `slot`, if any (logged with what it dropped).
+pub(crate) fn record_success(
+    slot: &mut Option<Outage>,
+    part: Part,
+    shared: &SharedUsage,
+    metrics: &Metrics,
+) {
+    if let Some(o) = slot.take() {
+        tracing::info!(dropped_rows = o.dropped, store = ?part, "store writable again; storing resumed");
+        if shared.set_failing(part, false) {
+            metrics.store_writable.set(1);
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! storing (dropping and counting) until a retry succeeds.
 
 use super::codec::{self, BlockBuilder, FrameHeader, FRAME_HEADER};
-use super::{list_segments, Part, SharedUsage, SEGMENT_EXT};
+use super::{
+    list_segments, record_failure, record_success, Outage, Part, SharedUsage, SEGMENT_EXT,
+};
 use crate::metrics::{Deleted, Kind, Metrics};
 use crate::store::{now_ms, LogRow, StoreMsg, StoreStatus, WriteFailure, WriterCmd, WriterLimits};
 use std::collections::VecDeque;
@@ -49,13 +51,6 @@ struct Active {
     empty: bool,
 }
 
-#[derive(Debug)]
-struct Degraded {
-    failure: WriteFailure,
-    retry_at: Instant,
-    dropped: u64,
-}
-
 /// The log store writer (one per directory, owned by one thread).
 #[derive(Debug)]
 pub struct LogStore {
@@ -71,7 +66,7 @@ pub struct LogStore {
     closed: VecDeque<Segment>,
     active: Option<Active>,
     next_seq: u64,
-    degraded: Option<Degraded>,
+    degraded: Option<Outage>,
     last_sync: Instant,
     last_retention: Instant,
     dirty: bool,
@@ -319,15 +314,7 @@ impl LogStore {
                     .store_rows
                     .get_or_create(&Kind { kind: "logs" })
                     .inc_by(u64::from(count));
-                if let Some(d) = self.degraded.take() {
-                    tracing::info!(
-                        dropped_rows = d.dropped,
-                        "log store writable again; storing resumed"
-                    );
-                    if self.shared.set_failing(Part::Logs, false) {
-                        self.metrics.store_writable.set(1);
-                    }
-                }
+                record_success(&mut self.degraded, Part::Logs, &self.shared, &self.metrics);
                 if self.last_sync.elapsed() >= BLOCK_AGE {
                     self.sync();
                 }
@@ -338,40 +325,20 @@ impl LogStore {
                 }
             }
             Err(e) => {
-                let failure = io_failure(&e);
-                self.metrics
-                    .store_errors
-                    .get_or_create(&Kind {
-                        kind: failure.label(),
-                    })
-                    .inc();
                 for (p, n) in peers {
                     self.metrics
                         .drop_n(&self.metrics.exporters.label(p), "syslog", "disk", n);
                 }
-                let retry_at = Instant::now() + self.limits.retry_interval;
-                match &mut self.degraded {
-                    Some(d) => {
-                        d.dropped += u64::from(count);
-                        d.retry_at = retry_at;
-                        tracing::debug!(error = %e, "log store still failing");
-                    }
-                    None => {
-                        tracing::error!(
-                            error = %e,
-                            kind = failure.label(),
-                            path = %self.dir.display(),
-                            "log store write failed: storing stopped (data is dropped and counted) until a retry succeeds"
-                        );
-                        self.degraded = Some(Degraded {
-                            failure,
-                            retry_at,
-                            dropped: u64::from(count),
-                        });
-                        self.shared.set_failing(Part::Logs, true);
-                        self.metrics.store_writable.set(0);
-                    }
-                }
+                record_failure(
+                    &mut self.degraded,
+                    &e,
+                    io_failure(&e),
+                    u64::from(count),
+                    self.limits.retry_interval,
+                    (Part::Logs, &self.dir),
+                    &self.shared,
+                    &self.metrics,
+                );
             }
         }
     }

@@ -5,7 +5,9 @@
 
 use super::schema;
 use super::{CounterRow, LogRow, StoreError, StoreMsg, WriteFailure};
-use crate::logstore::{logs_dir, LogStore, Part, SharedUsage};
+use crate::logstore::{
+    logs_dir, record_failure, record_success, LogStore, Outage, Part, SharedUsage,
+};
 use crate::metrics::{Deleted, Kind, Metrics};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -98,13 +100,6 @@ pub enum StoreStatus {
     Failing(WriteFailure),
 }
 
-#[derive(Debug)]
-struct Degraded {
-    failure: WriteFailure,
-    retry_at: Instant,
-    dropped: u64,
-}
-
 /// The store writer (one per database, owned by one thread).
 #[derive(Debug)]
 pub struct Writer {
@@ -114,7 +109,7 @@ pub struct Writer {
     metrics: Arc<Metrics>,
     pending: Vec<StoreMsg>,
     pending_rows: usize,
-    degraded: Option<Degraded>,
+    degraded: Option<Outage>,
     last_commit: Instant,
     last_retention: Instant,
     /// The log store, while this writer owns it (until [`Writer::take_logs`]).
@@ -416,48 +411,22 @@ impl Writer {
                     .store_commit_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.bound_wal();
-                if let Some(d) = self.degraded.take() {
-                    tracing::info!(
-                        dropped_rows = d.dropped,
-                        "store writable again; storing resumed"
-                    );
-                    if self.shared.set_failing(Part::Flows, false) {
-                        self.metrics.store_writable.set(1);
-                    }
-                }
+                record_success(&mut self.degraded, Part::Flows, &self.shared, &self.metrics);
             }
             Err(e) => {
                 let failure = WriteFailure::of(&e);
-                self.metrics
-                    .store_errors
-                    .get_or_create(&Kind {
-                        kind: failure.label(),
-                    })
-                    .inc();
                 self.count_dropped(&batch);
                 let rows: u64 = batch.iter().map(|m| m.rows() as u64).sum();
-                match &mut self.degraded {
-                    Some(d) => {
-                        d.dropped += rows;
-                        d.retry_at = Instant::now() + self.limits.retry_interval;
-                        tracing::debug!(error = %e, "store still failing");
-                    }
-                    None => {
-                        tracing::error!(
-                            error = %e,
-                            kind = failure.label(),
-                            path = %self.path.display(),
-                            "store write failed: storing stopped (data is dropped and counted) until a retry succeeds"
-                        );
-                        self.degraded = Some(Degraded {
-                            failure,
-                            retry_at: Instant::now() + self.limits.retry_interval,
-                            dropped: rows,
-                        });
-                        self.shared.set_failing(Part::Flows, true);
-                        self.metrics.store_writable.set(0);
-                    }
-                }
+                record_failure(
+                    &mut self.degraded,
+                    &e,
+                    failure,
+                    rows,
+                    self.limits.retry_interval,
+                    (Part::Flows, &self.path),
+                    &self.shared,
+                    &self.metrics,
+                );
                 if failure == WriteFailure::DiskFull {
                     // Free pages inside the file so that the next attempt can reuse them.
                     self.enforce_size(now_ms(), 0.7);
