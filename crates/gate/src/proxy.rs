@@ -37,17 +37,6 @@ const HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Hop-by-hop headers as names (built at compile time, so removing them parses nothing per request).
-const HOP_NAMES: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -600,79 +589,104 @@ pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderM
     }
 }
 
-/// The headers sent upstream: the client's minus hop-by-hop, identity claims (any spelling), forwarding headers
-/// and the gate's own cookies; plus fresh forwarding and identity headers.
-#[allow(clippy::too_many_arguments)]
+/// The headers sent upstream, made in place from the client's: hop-by-hop (and those named in `Connection`),
+/// `Host`, identity claims (any spelling), forwarding headers and the gate's own cookies removed; fresh
+/// forwarding and identity headers added.
 fn upstream_headers(
     st: &State,
-    src: &HeaderMap,
+    h: &mut HeaderMap,
     client_ip: Option<&HeaderValue>,
+    pool: &Pool,
     host: &str,
     session: Option<&Session>,
     upgrade: bool,
-) -> HeaderMap {
-    let listed: Vec<String> = src
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-    let mut out = HeaderMap::with_capacity(src.len() + 8);
+) {
+    let listed: Vec<String> = if h.contains_key(header::CONNECTION) {
+        h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    h.remove(header::HOST);
+    // One pass over the names present; the few to drop are removed afterwards (nothing allocated when none is).
+    let mut drop: Vec<HeaderName> = Vec::new();
     let mut stripped = 0;
-    for (k, v) in src {
+    for k in h.keys() {
         let n = k.as_str();
-        if n == "host" || OWN.contains(&n) {
-            continue;
-        }
-        if (HOP.contains(&n) || listed.iter().any(|l| l == n))
-            && !(upgrade && (n == "upgrade" || n == "connection"))
+        if OWN.contains(&n)
+            || ((HOP.contains(&n) || listed.iter().any(|l| l == n))
+                && !(upgrade && (n == "upgrade" || n == "connection")))
         {
-            continue;
+            drop.push(k.clone());
+        } else if is_identity_header(n, &st.cfg.strip_headers) {
+            stripped += h.get_all(k).iter().count() as u64;
+            drop.push(k.clone());
         }
-        if is_identity_header(n, &st.cfg.strip_headers) {
-            stripped += 1;
-            continue;
-        }
-        if n == "cookie" {
-            let own = |name: &str| name == st.cfg.cookie_name || name.starts_with("_yagura_flow_");
-            if let Some(kept) = v
-                .to_str()
-                .ok()
-                .and_then(|c| session::without_cookies(c, own))
-            {
-                if let Ok(v) = HeaderValue::from_str(&kept) {
-                    out.append(header::COOKIE, v);
-                }
-            }
-            continue;
-        }
-        out.append(k.clone(), v.clone());
+    }
+    for k in &drop {
+        h.remove(k);
     }
     st.metrics.stripped(stripped);
+    // Room for the headers added below, made once (the client's map is sized for its own headers).
+    h.reserve(10);
+    if let http::header::Entry::Occupied(mut e) = h.entry(header::COOKIE) {
+        let own = |name: &str| name == st.cfg.cookie_name || name.starts_with("_yagura_flow_");
+        let kept = |v: &HeaderValue| {
+            let kept = session::without_cookies(v.to_str().ok()?, own)?;
+            HeaderValue::from_str(&kept).ok()
+        };
+        if e.iter().nth(1).is_none() {
+            // One `Cookie` header (the usual case): rewritten in place.
+            match kept(e.get()) {
+                Some(v) => {
+                    e.insert(v);
+                }
+                None => {
+                    e.remove();
+                }
+            }
+        } else {
+            let all: Vec<HeaderValue> = e.remove_entry_mult().1.filter_map(|v| kept(&v)).collect();
+            for v in all {
+                h.append(header::COOKIE, v);
+            }
+        }
+    }
     if upgrade {
-        out.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     if let Some(v) = client_ip {
-        out.insert(X_FORWARDED_FOR, v.clone());
-        out.insert(X_REAL_IP, v.clone());
+        h.insert(X_FORWARDED_FOR, v.clone());
+        h.insert(X_REAL_IP, v.clone());
     }
-    out.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    if let Ok(v) = HeaderValue::from_str(host) {
-        out.insert(X_FORWARDED_HOST, v);
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    if let Some(v) = pool.host_value(host) {
+        h.insert(X_FORWARDED_HOST, v);
     }
     if let Some(s) = session {
-        identity_headers(st, host, s, &mut out);
+        identity_headers(st, host, s, h);
     }
-    out
 }
 
 fn strip_response_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    for n in &HOP_NAMES {
-        if keep_upgrade && (n == header::UPGRADE || n == header::CONNECTION) {
-            continue;
+    // One pass over the (few) names present, then only those found are removed, instead of seven lookups.
+    let mut found: [Option<HeaderName>; HOP.len()] = [const { None }; HOP.len()];
+    let mut n = 0;
+    for k in h.keys() {
+        if HOP.contains(&k.as_str())
+            && !(keep_upgrade && (k == header::UPGRADE || k == header::CONNECTION))
+            && n < found.len()
+        {
+            found[n] = Some(k.clone());
+            n += 1;
         }
-        h.remove(n);
+    }
+    for k in found.iter().flatten() {
+        h.remove(k);
     }
 }
 
@@ -714,10 +728,12 @@ async fn forward(
         );
     }
     let upgrade = is_upgrade(&req);
-    let mut headers = upstream_headers(
+    let mut headers = std::mem::take(req.headers_mut());
+    upstream_headers(
         st,
-        req.headers(),
+        &mut headers,
         client_ip,
+        pool,
         host,
         session.as_deref(),
         upgrade,

@@ -106,6 +106,8 @@ pub struct Pool {
     pub retries: u32,
     /// Keep the client's `Host`.
     pub preserve_host: bool,
+    /// The route's host as a ready header value (`X-Forwarded-Host`, built once rather than per request).
+    host_value: Option<http::HeaderValue>,
     health: Option<HealthCheck>,
 }
 
@@ -128,8 +130,17 @@ impl Pool {
             timeout: r.timeout,
             retries: r.retries,
             preserve_host: r.preserve_host,
+            host_value: http::HeaderValue::from_str(&r.host).ok(),
             health: r.health_check.clone(),
         })
+    }
+
+    /// `host` as a header value: the one built with the pool when it is the route's host, else built now.
+    pub fn host_value(&self, host: &str) -> Option<http::HeaderValue> {
+        match &self.host_value {
+            Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+            _ => http::HeaderValue::from_str(host).ok(),
+        }
     }
 
     /// True when the route has upstreams (else it only serves `/auth`).

@@ -52,6 +52,43 @@ async fn peer_cert_names(g: &Gate, sni: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// What the upstream sees of the client's headers: hop-by-hop ones (and those named in `Connection`) and
+/// forwarding headers are gone, the gate's own cookies are cut out of `Cookie`, other headers pass as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_forwarding_headers_and_own_cookies_are_not_forwarded() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let g = Gate::start(Arc::new(Pki::new()), &public_routes(&a, &b)).await;
+    let sent = [
+        ("Connection", "X-Drop-Me, keep-alive"),
+        ("X-Drop-Me", "1"),
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Forwarded", "for=198.18.9.9"),
+        ("X-Forwarded-Port", "1"),
+        ("X-Forwarded-Host", "evil.gate.test"),
+        ("X-Real-IP", "198.18.9.9"),
+        ("X-Keep", "yes"),
+        ("Cookie", "a=1; _yagura_flow_x=2;b=3"),
+    ];
+    let j = g.get("site.gate.test", "/", None, &sent).await.json();
+    let h = j["headers"].as_object().unwrap();
+    for n in [
+        "x-drop-me",
+        "keep-alive",
+        "te",
+        "forwarded",
+        "x-forwarded-port",
+    ] {
+        assert!(!h.contains_key(n), "{n} reached the upstream: {j}");
+    }
+    assert_eq!(h["x-keep"], serde_json::json!(["yes"]));
+    assert_eq!(h["cookie"], serde_json::json!(["a=1; b=3"]));
+    assert_eq!(h["x-real-ip"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(h["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(h["x-forwarded-host"], serde_json::json!(["site.gate.test"]));
+    assert_eq!(h["host"], serde_json::json!([a.addr.to_string()]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_and_prefix_over_h1_and_h2() {
     let (a, b) = (upstream("a").await, upstream("b").await);
