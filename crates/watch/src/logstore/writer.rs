@@ -72,14 +72,6 @@ pub struct LogStore {
     dirty: bool,
 }
 
-fn io_failure(e: &std::io::Error) -> WriteFailure {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) => WriteFailure::DiskFull,
-        Some(_) => WriteFailure::Io,
-        None => WriteFailure::Other,
-    }
-}
-
 /// A block found by [`walk`]: its offset, header and summary.
 pub(crate) type BlockAt = (u64, FrameHeader, codec::Summary);
 
@@ -332,7 +324,7 @@ impl LogStore {
                 record_failure(
                     &mut self.degraded,
                     &e,
-                    io_failure(&e),
+                    WriteFailure::of_io(&e),
                     u64::from(count),
                     self.limits.retry_interval,
                     (Part::Logs, &self.dir),

@@ -176,6 +176,16 @@ impl WriteFailure {
         }
     }
 
+    /// Classifies an I/O error of the log store's files (ENOSPC is a full disk; EDQUOT and other OS errors
+    /// are I/O failures, as SQLite reports them).
+    pub fn of_io(e: &std::io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) => Self::DiskFull,
+            Some(_) => Self::Io,
+            None => Self::Other,
+        }
+    }
+
     /// Metric label.
     pub fn label(self) -> &'static str {
         match self {
