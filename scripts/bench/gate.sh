@@ -142,25 +142,39 @@ COOKIE="$("$MINT" "$work/gate.toml" bench-user)"
 code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: app.bench.test" -H "Cookie: $COOKIE" "https://127.0.0.1:$GATE/" || true)
 [ "$code" = 200 ] || { echo "gate answered $code with the minted cookie" >&2; exit 1; }
 
-# CPU time (user + system, clock ticks) of a process and its children (nginx's workers), from /proc.
+# CPU time (user and system, clock ticks) of a process and its children (nginx's workers), from /proc.
 cpu_ticks() {
-    local t=0 p
+    local u=0 s=0 p a b
     for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-        t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0)))
+        read -r a b < <(awk '{ print $14, $15 }' /proc/"$p"/stat 2>/dev/null || echo 0 0)
+        u=$((u + a)); s=$((s + b))
     done
-    echo "$t"
+    echo "$u $s"
 }
 HZ=$(getconf CLK_TCK)
+# STRACE=DIR writes `strace -c -f` syscall counts of each proxy's run there (strace slows the proxy: the figures of
+# such a run mean nothing, the counts per request do).
 run() { # name pid url host extra-header... → name req/s p99 CPU-µs-per-request (of pid and its children)
     local name="$1" pid="$2" url="$3" host="$4"; shift 4
-    local before out; before=$(cpu_ticks "$pid")
+    local u0 s0 u1 s1 out tracer=""
+    if [ -n "${STRACE:-}" ] && [ "$name" != upstream ]; then
+        mkdir -p "$STRACE"
+        timeout -s INT "${DURATION%s}" strace ${STRACE_OPTS:--c} -f -p "$pid" -o "$STRACE/$name.txt" 2>/dev/null & tracer=$!
+    fi
+    read -r u0 s0 < <(cpu_ticks "$pid")
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $host" "$@" "$url")"
-    local ticks=$(($(cpu_ticks "$pid") - before))
+    # WRK_OUT=DIR keeps each run's whole wrk output (the latency distribution).
+    [ -z "${WRK_OUT:-}" ] || { mkdir -p "$WRK_OUT"; printf '%s\n' "$out" >"$WRK_OUT/$name.txt"; }
+    read -r u1 s1 < <(cpu_ticks "$pid")
+    [ -z "$tracer" ] || { wait "$tracer" || true; }
     local rps p99 n
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
     n="$(awk '$2 == "requests" && $3 == "in" {print $1}' <<<"$out")"
-    printf '%s %s %s %s\n' "$name" "$rps" "$p99" "$(awk -v t="$ticks" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')"
+    [ -z "$tracer" ] || echo "$name: $n requests traced in $STRACE/$name.txt" >&2
+    # CPU µs per request, and the kernel's share of it.
+    printf '%s %s %s %s\n' "$name" "$rps" "$p99" "$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$HZ" -v n="$n" \
+        'BEGIN { printf "%.1f(%d%%sys)", (u + s) / hz / n * 1e6, (u + s > 0) ? 100 * s / (u + s) : 0 }')"
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v*1000 } }'; }
 
@@ -169,10 +183,10 @@ read -r _ up_rps up_p99 _ < <(run upstream "${pids[0]}" "http://127.0.0.1:$UP/" 
 read -r _ ngx_rps ngx_p99 ngx_cpu < <(run nginx "$ngx_pid" "https://127.0.0.1:$NGX/" app.bench.test)
 read -r _ open_rps open_p99 open_cpu < <(run gate-public "$gate_pid" "https://127.0.0.1:$GATE/" open.bench.test)
 # PERF=FILE records a profile of the gate during the session run (perf record -g).
-[ -z "${PERF:-}" ] || { perf record -q -F 499 -g -p "$gate_pid" -o "$PERF" -- sleep 5 >/dev/null 2>&1 & }
+[ -z "${PERF:-}" ] || { perf record -q -F "${PERF_FREQ:-499}" -g -p "$gate_pid" -o "$PERF" -- sleep 5 >/dev/null 2>&1 & }
 read -r _ gate_rps gate_p99 gate_cpu < <(run gate "$gate_pid" "https://127.0.0.1:$GATE/" app.bench.test -H "Cookie: $COOKIE")
 up_ms=$(to_ms "$up_p99"); ngx_ms=$(to_ms "$ngx_p99"); gate_ms=$(to_ms "$gate_p99"); open_ms=$(to_ms "$open_p99")
-printf '| %-34s | %10s | %9s | %14s |\n' "what" "req/s" "p99 ms" "CPU µs/request"
+printf '| %-34s | %10s | %9s | %14s |\n' "what" "req/s" "p99 ms" "CPU µs/req (sys)"
 printf '| %-34s | %10s | %9s | %14s |\n' "upstream direct (plain HTTP)" "$up_rps" "$up_ms" "—"
 printf '| %-34s | %10s | %9s | %14s |\n' "nginx TLS reverse proxy" "$ngx_rps" "$ngx_ms" "$ngx_cpu"
 printf '| %-34s | %10s | %9s | %14s |\n' "yagura gate, public route" "$open_rps" "$open_ms" "$open_cpu"

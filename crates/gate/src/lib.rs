@@ -8,7 +8,7 @@
 //! forward-auth at `/auth`; Prometheus metrics. See `docs/gate.md`.
 //!
 //! Pure parts ([`policy`], [`session`], [`assertion`], [`pages`], [`config`]) are separate from I/O ([`server`],
-//! [`proxy`], [`auth`], [`upstream`], [`conns`], [`github`], [`oidc`], [`httpc`], [`tls`]).
+//! [`proxy`], [`auth`], [`upstream`], [`conns`], [`h1`], [`github`], [`oidc`], [`httpc`], [`tls`]).
 
 pub mod assertion;
 pub mod auth;
@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod conns;
 pub mod github;
+pub mod h1;
 pub mod httpc;
 pub mod metrics;
 pub mod oidc;

@@ -6,6 +6,7 @@
 use crate::assertion::Claims;
 use crate::auth;
 use crate::github::AuthError;
+use crate::h1::{Outgoing, Target};
 use crate::pages::{self, Action, Tone, Who};
 use crate::policy::{is_identity_header, normalize_path, Decision, Route};
 use crate::session::{self, clear_cookie, cookie_values, set_cookie, CookieAttrs, Session};
@@ -501,7 +502,6 @@ async fn route_request(
     let rm = &st.route_metrics[route.index];
     let mut read = read_session(st, req.headers()).await;
     let decision = route.decide(read.session.as_ref().map(|s| &s.who));
-    let browser = is_browser(&req);
     let mut res = match decision {
         Decision::SignIn => {
             rm.decision("sign_in");
@@ -518,7 +518,7 @@ async fn route_request(
                 st.auth_origin,
                 url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
             );
-            if browser {
+            if is_browser(&req) {
                 redirect(&sign_in)
             } else {
                 let mut r = json(
@@ -534,7 +534,7 @@ async fn route_request(
         Decision::Forbidden => {
             rm.decision("forbidden");
             match &read.session {
-                Some(s) => forbidden(st, browser, route, s),
+                Some(s) => forbidden(st, is_browser(&req), route, s),
                 None => error_page(StatusCode::FORBIDDEN, "Access denied", "Access denied."),
             }
         }
@@ -560,18 +560,31 @@ async fn route_request(
     (label, res)
 }
 
-/// Identity headers for the upstream (or the forward-auth answer).
+/// Identity headers for the forward-auth answer.
 pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderMap) {
-    let set = |h: &mut HeaderMap, n: HeaderName, v: Option<&HeaderValue>| {
-        if let Some(v) = v {
-            h.insert(n, v.clone());
-        }
-    };
+    identity_fields(st, audience, s, |n, v| {
+        h.insert(n, v);
+    });
+}
+
+/// The identity fields (user, email, groups, the signed assertion), each given to `add`.
+fn identity_fields(
+    st: &State,
+    audience: &str,
+    s: &Session,
+    mut add: impl FnMut(HeaderName, HeaderValue),
+) {
     // Built once per opened session and kept with it.
     let v = s.identity_values();
-    set(h, X_YAGURA_USER, v.user.as_ref());
-    set(h, X_YAGURA_EMAIL, v.email.as_ref());
-    set(h, X_YAGURA_GROUPS, v.groups.as_ref());
+    for (n, v) in [
+        (X_YAGURA_USER, &v.user),
+        (X_YAGURA_EMAIL, &v.email),
+        (X_YAGURA_GROUPS, &v.groups),
+    ] {
+        if let Some(v) = v {
+            add(n, v.clone());
+        }
+    }
     let iat = now();
     let exp = iat + st.cfg.assertion_ttl.as_secs();
     let jwt = st.signer.cached(&s.sid, audience, iat, exp, || Claims {
@@ -585,13 +598,17 @@ pub fn identity_headers(st: &State, audience: &str, s: &Session, h: &mut HeaderM
         groups: &s.who.groups,
     });
     if let Some(jwt) = jwt {
-        h.insert(X_YAGURA_ASSERTION, jwt);
+        add(X_YAGURA_ASSERTION, jwt);
     }
 }
 
+/// The header fields added to a request on its way upstream, after the client's (edited) ones: written straight
+/// into the request head, so the client's map is not grown for them.
+pub type Added = Vec<(HeaderName, HeaderValue)>;
+
 /// The headers sent upstream, made in place from the client's: hop-by-hop (and those named in `Connection`),
-/// `Host`, identity claims (any spelling), forwarding headers and the gate's own cookies removed; fresh
-/// forwarding and identity headers added.
+/// `Host`, identity claims (any spelling), forwarding headers and the gate's own cookies removed. Returns the
+/// fresh forwarding and identity headers to add.
 fn upstream_headers(
     st: &State,
     h: &mut HeaderMap,
@@ -600,7 +617,7 @@ fn upstream_headers(
     host: &str,
     session: Option<&Session>,
     upgrade: bool,
-) {
+) -> Added {
     let listed: Vec<String> = if h.contains_key(header::CONNECTION) {
         h.get_all(header::CONNECTION)
             .iter()
@@ -611,13 +628,13 @@ fn upstream_headers(
     } else {
         Vec::new()
     };
-    h.remove(header::HOST);
     // One pass over the names present; the few to drop are removed afterwards (nothing allocated when none is).
     let mut drop: Vec<HeaderName> = Vec::new();
     let mut stripped = 0;
     for k in h.keys() {
         let n = k.as_str();
-        if OWN.contains(&n)
+        if n == "host"
+            || OWN.contains(&n)
             || ((HOP.contains(&n) || listed.iter().any(|l| l == n))
                 && !(upgrade && (n == "upgrade" || n == "connection")))
         {
@@ -631,45 +648,49 @@ fn upstream_headers(
         h.remove(k);
     }
     st.metrics.stripped(stripped);
-    // Room for the headers added below, made once (the client's map is sized for its own headers).
-    h.reserve(10);
     if let http::header::Entry::Occupied(mut e) = h.entry(header::COOKIE) {
-        let own = |name: &str| name == st.cfg.cookie_name || name.starts_with("_yagura_flow_");
-        let kept = |v: &HeaderValue| {
-            let kept = session::without_cookies(v.to_str().ok()?, own)?;
-            HeaderValue::from_str(&kept).ok()
+        let own = |name: &[u8]| {
+            name == st.cfg.cookie_name.as_bytes() || name.starts_with(b"_yagura_flow_")
         };
         if e.iter().nth(1).is_none() {
-            // One `Cookie` header (the usual case): rewritten in place.
-            match kept(e.get()) {
+            // One `Cookie` header (the usual case): kept as it is when it holds none of the gate's cookies.
+            match session::without_cookies(e.get(), own) {
                 Some(v) => {
-                    e.insert(v);
+                    if v.as_bytes().len() != e.get().as_bytes().len() {
+                        e.insert(v);
+                    }
                 }
                 None => {
                     e.remove();
                 }
             }
         } else {
-            let all: Vec<HeaderValue> = e.remove_entry_mult().1.filter_map(|v| kept(&v)).collect();
+            let all: Vec<HeaderValue> = e
+                .remove_entry_mult()
+                .1
+                .filter_map(|v| session::without_cookies(&v, own))
+                .collect();
             for v in all {
                 h.append(header::COOKIE, v);
             }
         }
     }
+    let mut added = Added::with_capacity(8);
     if upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     if let Some(v) = client_ip {
-        h.insert(X_FORWARDED_FOR, v.clone());
-        h.insert(X_REAL_IP, v.clone());
+        added.push((X_FORWARDED_FOR, v.clone()));
+        added.push((X_REAL_IP, v.clone()));
     }
-    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    added.push((X_FORWARDED_PROTO, HeaderValue::from_static("https")));
     if let Some(v) = pool.host_value(host) {
-        h.insert(X_FORWARDED_HOST, v);
+        added.push((X_FORWARDED_HOST, v));
     }
     if let Some(s) = session {
-        identity_headers(st, host, s, h);
+        identity_fields(st, host, s, |n, v| added.push((n, v)));
     }
+    added
 }
 
 fn strip_response_hop(h: &mut HeaderMap, keep_upgrade: bool) {
@@ -688,16 +709,6 @@ fn strip_response_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     for k in found.iter().flatten() {
         h.remove(k);
     }
-}
-
-/// Largest response body (with a `Content-Length`) read whole before the response is sent on.
-const BUFFER_MAX: u64 = 64 * 1024;
-
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
 }
 
 fn bad_gateway(route: &str, why: &str) -> Response<Body> {
@@ -729,7 +740,7 @@ async fn forward(
     }
     let upgrade = is_upgrade(&req);
     let mut headers = std::mem::take(req.headers_mut());
-    upstream_headers(
+    let added = upstream_headers(
         st,
         &mut headers,
         client_ip,
@@ -742,6 +753,9 @@ async fn forward(
     let method = req.method().clone();
     if upgrade {
         let down = hyper::upgrade::on(&mut req);
+        for (n, v) in added {
+            headers.insert(n, v);
+        }
         return Box::pin(websocket(
             st,
             route,
@@ -756,7 +770,7 @@ async fn forward(
         .await;
     }
     let body_empty = req.body().is_end_stream();
-    let retryable = idempotent(&method) && body_empty;
+    let retryable = crate::conns::repeatable(&method) && body_empty;
     let attempts = if retryable {
         pool.retries as usize + 1
     } else {
@@ -765,74 +779,51 @@ async fn forward(
     let mut body = Some(req.into_body());
     let start = pool.start();
     let mut last = String::from("no upstream");
+    // With `preserve_host`, the client's `Host` goes upstream (made once); else each upstream's own.
+    let client_host = if pool.preserve_host {
+        HeaderValue::from_str(host).ok()
+    } else {
+        None
+    };
     for attempt in 0..attempts {
         let Some(up) = pool.pick(start, attempt) else {
             break;
         };
-        let Some(uri) = up.uri(path, query.as_deref()) else {
-            return bad_gateway(&route.name, "bad upstream URI");
-        };
         let b = if body_empty {
-            empty()
+            None
         } else {
             match body.take() {
-                Some(b) => b.map_err(Into::into).boxed_unsync(),
+                Some(b) => Some(b.map_err(Into::into).boxed_unsync()),
                 None => break,
             }
         };
-        let mut out = Request::new(b);
-        *out.method_mut() = method.clone();
-        *out.uri_mut() = uri;
-        *out.version_mut() = Version::HTTP_11;
-        *out.headers_mut() = if attempt + 1 == attempts {
-            std::mem::take(&mut headers)
-        } else {
-            headers.clone()
+        // The head is written from the header map as it is, so a retry needs no copy of it.
+        let out = Outgoing {
+            method: &method,
+            target: Target {
+                base: up.base(),
+                path,
+                query: query.as_deref(),
+            },
+            host: client_host.as_ref().unwrap_or(up.host_header()),
+            headers: &headers,
+            added: &added,
         };
-        set_host(out.headers_mut(), pool, &up, host);
         if attempt > 0 {
             st.metrics.retry(&route.name);
         }
         // One deadline per attempt covers the response head and, for a small body, the body.
-        let deadline = tokio::time::sleep(pool.timeout);
-        tokio::pin!(deadline);
         let sent = tokio::select! {
             biased;
-            r = up.conns().send(out) => Some(r),
-            () = &mut deadline => None,
+            r = up.conns().send(&out, b) => Some(r),
+            () = tokio::time::sleep(pool.timeout) => None,
         };
         match sent {
-            Some(Ok((res, conn))) => {
+            Some(Ok(res)) => {
                 let (mut parts, b) = res.into_parts();
                 strip_response_hop(&mut parts.headers, false);
                 parts.version = Version::HTTP_11;
-                // A small body of known length is read whole first (as nginx's proxy buffering does), so the
-                // head and the body leave in one TLS record and one write instead of two.
-                let small = method != Method::HEAD
-                    && !matches!(parts.status.as_u16(), 100..=199 | 204 | 304)
-                    && b.size_hint().exact().is_some_and(|n| n <= BUFFER_MAX);
-                if !small {
-                    // The connection goes back to the pool once the body has been passed on.
-                    if let Some(tx) = conn {
-                        up.conns().release(tx);
-                    }
-                    return Response::from_parts(parts, b.map_err(Into::into).boxed_unsync());
-                }
-                let read = tokio::select! {
-                    biased;
-                    r = b.collect() => Some(r),
-                    () = &mut deadline => None,
-                };
-                return match read {
-                    Some(Ok(c)) => {
-                        if let Some(tx) = conn {
-                            up.conns().release(tx);
-                        }
-                        Response::from_parts(parts, full(c.to_bytes()))
-                    }
-                    Some(Err(e)) => bad_gateway(&route.name, &crate::httpc::error_chain(&e)),
-                    None => bad_gateway(&route.name, "response body not read in time"),
-                };
+                return Response::from_parts(parts, b);
             }
             Some(Err(e)) => {
                 last = crate::httpc::error_chain(&e);

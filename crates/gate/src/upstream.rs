@@ -72,6 +72,11 @@ impl Upstream {
         Uri::from_maybe_shared(Bytes::from(pq)).ok()
     }
 
+    /// The upstream URL's path without its trailing `/`, put before each request's path.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The connections to this upstream.
     pub fn conns(&self) -> &Conns {
         &self.conns
@@ -234,25 +239,33 @@ impl Pool {
 
     async fn check(&self, u: &Upstream, h: &HealthCheck) -> bool {
         use http_body_util::BodyExt;
-        let Some(uri) = u.uri(&h.path, None) else {
-            return false;
-        };
-        let Ok(req) = http::Request::get(uri)
-            .header(http::header::HOST, u.host_header().clone())
-            .header(http::header::USER_AGENT, "yagura-gate health check")
-            .body(empty())
-        else {
-            return false;
+        let mut headers = http::HeaderMap::with_capacity(1);
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("yagura-gate health check"),
+        );
+        let out = crate::h1::Outgoing {
+            method: &http::Method::GET,
+            target: crate::h1::Target {
+                base: &u.base,
+                path: &h.path,
+                query: None,
+            },
+            host: u.host_header(),
+            headers: &headers,
+            added: &[],
         };
         let exchange = async {
-            let (res, conn) = u.conns().send(req).await.ok()?;
+            let res = u.conns().send(&out, None).await.ok()?;
             let ok = res.status().is_success() || res.status().is_redirection();
             // The body is read (up to 64 KiB) so the connection can be used again.
-            let read = http_body_util::Limited::new(res.into_body(), 64 * 1024)
-                .collect()
-                .await;
-            if let (Ok(_), Some(tx)) = (read, conn) {
-                u.conns().release(tx);
+            let mut body = res.into_body();
+            let mut read = 0;
+            while let Some(Ok(f)) = body.frame().await {
+                read += f.data_ref().map_or(0, bytes::Bytes::len);
+                if read > 64 * 1024 {
+                    break;
+                }
             }
             Some(ok)
         };
