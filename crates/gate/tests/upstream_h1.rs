@@ -1,7 +1,7 @@
 //! The gate's own HTTP/1.1 client against an upstream that writes scripted bytes: every way a response body can
 //! be delimited (length, chunked with extensions and trailers, until close, none), large bodies streamed,
-//! request bodies passed on with their length or chunked, interim `100 Continue`, keep-alive reuse, an upstream
-//! that closes idle connections or drops a request, and bytes that are not HTTP.
+//! request bodies passed on with their length or chunked, interim `100 Continue`, an early answer to an upload,
+//! keep-alive reuse, an upstream that closes idle connections or drops a request, and bytes that are not HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -110,6 +110,13 @@ async fn serve(mut s: TcpStream) {
         let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         if path == "/drop-next" && served > 0 {
             return; // reads the request, then closes without an answer
+        }
+        if path == "/reject-upload" {
+            // Refuses the body before reading it and closes (the unread body makes the kernel reset).
+            let _ = s
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large")
+                .await;
+            return;
         }
         if get("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
             s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
@@ -329,6 +336,50 @@ async fn request_bodies_pass_with_their_length_or_chunked_and_100_continue_is_sk
         (r.status, r.text().as_str()),
         (StatusCode::OK, "after continue")
     );
+}
+
+/// An upstream that answers before it has read the body, and closes: the client gets that answer, not a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_to_an_upload_is_passed_on() {
+    let up = raw_upstream().await;
+    let g = gate_for(&up).await;
+    // A raw client that keeps writing its 8 MiB body while it reads (as browsers do), so the gate closing the
+    // connection after the answer does not hide the answer.
+    let tcp = TcpStream::connect(g.https).await.unwrap();
+    let conn = tokio_rustls::TlsConnector::from(Arc::new(g.tls_h1.clone()));
+    let name = rustls_pki_types::ServerName::try_from("raw.gate.test").unwrap();
+    let tls = conn.connect(name, tcp).await.unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let size = 8 * 1024 * 1024;
+    tokio::spawn(async move {
+        let head = format!(
+            "POST /reject-upload HTTP/1.1\r\nhost: raw.gate.test\r\ncontent-length: {size}\r\n\r\n"
+        );
+        let _ = wr.write_all(head.as_bytes()).await;
+        let chunk = vec![1u8; 64 * 1024];
+        for _ in 0..size / chunk.len() {
+            if wr.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut b = [0u8; 4096];
+        while find(&got, b"too large").is_none() {
+            match rd.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 20 s");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.ends_with("too large"), "{text}");
+    let r = g.get("raw.gate.test", "/chunked", None, &[]).await;
+    assert_eq!(r.text(), "hello world");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

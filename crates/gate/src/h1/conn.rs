@@ -30,6 +30,9 @@ pub enum H1Error {
     /// be repeated (idempotent, no body) goes again.
     #[error("connection lost before the response: {0}")]
     Stale(io::Error),
+    /// Passing the request body on failed (and no early answer from the upstream was there to read).
+    #[error("writing the request body: {0}")]
+    Write(io::Error),
     /// Reading the response failed, or the upstream closed the connection in the middle of it.
     #[error("reading the response: {0}")]
     Read(io::Error),
@@ -172,11 +175,31 @@ impl Conn {
             .await
             .map_err(H1Error::Unwritten)?;
         if let Some(mut b) = body {
-            self.send_body(&mut b, framing).await?;
+            let sent = match self.send_body(&mut b, framing).await {
+                Ok(()) => self.io.flush().await.map_err(H1Error::Write),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                // An upstream may answer early (413, 401) and close without reading the whole body; its answer
+                // is still readable after the failed write, and is what the client should get.
+                if let H1Error::Write(_) = e {
+                    if let Ok(mut head) = self.read_head(out.method).await {
+                        head.keep_alive = false;
+                        return Ok(head);
+                    }
+                }
+                return Err(e);
+            }
+        } else {
+            self.io.flush().await.map_err(H1Error::Stale)?;
         }
-        self.io.flush().await.map_err(H1Error::Stale)?;
+        self.read_head(out.method).await
+    }
+
+    /// Reads and parses the response head (interim 1xx answers skipped).
+    async fn read_head(&mut self, method: &Method) -> Result<Head, H1Error> {
         loop {
-            if let Some(head) = codec::parse_response(&mut self.rbuf, out.method)? {
+            if let Some(head) = codec::parse_response(&mut self.rbuf, method)? {
                 return Ok(head);
             }
             let empty = self.rbuf.is_empty();
@@ -211,18 +234,21 @@ impl Conn {
             if framing == RequestBody::Chunked {
                 self.wbuf.clear();
                 codec::encode_chunk_head(&mut self.wbuf, data.len());
-                self.io.write_all(&self.wbuf).await.map_err(H1Error::Read)?;
-                self.io.write_all(&data).await.map_err(H1Error::Read)?;
-                self.io.write_all(b"\r\n").await.map_err(H1Error::Read)?;
+                self.io
+                    .write_all(&self.wbuf)
+                    .await
+                    .map_err(H1Error::Write)?;
+                self.io.write_all(&data).await.map_err(H1Error::Write)?;
+                self.io.write_all(b"\r\n").await.map_err(H1Error::Write)?;
             } else {
-                self.io.write_all(&data).await.map_err(H1Error::Read)?;
+                self.io.write_all(&data).await.map_err(H1Error::Write)?;
             }
         }
         if framing == RequestBody::Chunked {
             self.io
                 .write_all(codec::CHUNKED_END)
                 .await
-                .map_err(H1Error::Read)?;
+                .map_err(H1Error::Write)?;
         }
         Ok(())
     }
@@ -340,76 +366,55 @@ impl http_body::Body for ResponseBody {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
+            // What the bytes already read give.
             match &mut this.state {
-                State::Length(left) => {
+                State::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                State::Length(left) if !conn.rbuf.is_empty() => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(conn.rbuf.len());
+                    *left -= n as u64;
+                    let data = conn.rbuf.split_to(n).freeze();
                     if *left == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Length(_) => {}
+                State::Chunked(d) => match d.decode(&mut conn.rbuf) {
+                    Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(None) if d.is_done() => {
                         this.finish();
                         return Poll::Ready(None);
                     }
-                    if !conn.rbuf.is_empty() {
-                        let n = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(conn.rbuf.len());
-                        *left -= n as u64;
-                        let data = conn.rbuf.split_to(n).freeze();
-                        if *left == 0 {
-                            this.finish();
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    Ok(None) => {}
+                    Err(e) => {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(Box::new(e))));
                     }
-                    match std::task::ready!(conn.poll_fill(cx)) {
-                        Ok(0) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(eof("in the middle of the body"))));
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(Box::new(e))));
-                        }
-                    }
+                },
+                State::UntilClose if !conn.rbuf.is_empty() => {
+                    let data = conn.rbuf.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                State::Chunked(d) => {
-                    match d.decode(&mut conn.rbuf) {
-                        Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                        Ok(None) if d.is_done() => {
-                            this.finish();
-                            return Poll::Ready(None);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(Box::new(e))));
-                        }
-                    }
-                    match std::task::ready!(conn.poll_fill(cx)) {
-                        Ok(0) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(eof("in the middle of a chunked body"))));
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(Box::new(e))));
-                        }
-                    }
+                State::UntilClose => {}
+            }
+            // More bytes are needed.
+            match std::task::ready!(conn.poll_fill(cx)) {
+                Ok(0) => {
+                    this.conn = None;
+                    return Poll::Ready(match this.state {
+                        State::UntilClose => None,
+                        _ => Some(Err(eof("in the middle of the body"))),
+                    });
                 }
-                State::UntilClose => {
-                    if !conn.rbuf.is_empty() {
-                        let data = conn.rbuf.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    match std::task::ready!(conn.poll_fill(cx)) {
-                        Ok(0) => {
-                            this.conn = None;
-                            return Poll::Ready(None);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(Box::new(e))));
-                        }
-                    }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(Box::new(e))));
                 }
             }
         }
