@@ -1,56 +1,14 @@
-//! The engine against real receivers: a webhook receiver in the test (axum on 127.0.0.1) that is down for a
+//! The engine against real receivers: a webhook receiver in the test (yagura-testkit's, on 127.0.0.1) that is down for a
 //! while, a restart of the engine with notifications in its spool, and a real Alertmanager 0.25 (Debian's
 //! `prometheus-alertmanager`) fed through its v2 API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use yagura_alert::{Alert, AlertSink, AlertsConfig, Engine, NotifierConfig, Severity};
-
-type Log = Arc<Mutex<Vec<(Instant, Value)>>>;
-
-/// A webhook receiver; `fail` makes it answer 503.
-struct Receiver {
-    log: Log,
-    stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn receiver_on(addr: SocketAddr) -> Receiver {
-    let log: Log = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(|State(l): State<Log>, Json(v): Json<Value>| async move {
-                l.lock().unwrap().push((Instant::now(), v));
-                StatusCode::OK
-            }),
-        )
-        .with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Receiver { log, stop }
-}
-
-/// A port nothing listens on now (the receiver is "down" until it binds it).
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
+use yagura_testkit::webhook::Receiver;
+use yagura_testkit::{free_addr, have_tools};
 
 async fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
     let deadline = Instant::now() + timeout;
@@ -86,12 +44,10 @@ fn alert(name: &str, x: &str) -> Alert {
         .annotation("summary", format!("{name} {x}"))
 }
 
-fn messages(log: &Log, group: &str) -> Vec<Value> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, v)| v["groupLabels"]["alertname"] == group)
-        .map(|(_, v)| v.clone())
+fn messages(rx: &Receiver, group: &str) -> Vec<Value> {
+    rx.bodies()
+        .into_iter()
+        .filter(|v| v["groupLabels"]["alertname"] == group)
         .collect()
 }
 
@@ -126,7 +82,7 @@ fn spool_files(dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_then_back_nothing_lost_no_duplicates() {
     let spool = tempfile::tempdir().unwrap();
-    let addr = free_port();
+    let addr = free_addr();
     let cfg = config(&format!("http://{addr}/hook"), "webhook");
     let metrics = yagura_alert::AlertMetrics::default();
     let engine = Engine::start(&cfg, spool.path(), metrics.clone()).unwrap();
@@ -149,14 +105,14 @@ async fn receiver_down_then_back_nothing_lost_no_duplicates() {
         failed(&metrics) >= 4
     })
     .await;
-    let rx = receiver_on(addr).await;
+    let rx = Receiver::start(addr).await;
     let up = Instant::now();
     wait_for("both groups delivered", Duration::from_secs(10), || {
-        !messages(&rx.log, "A").is_empty() && !messages(&rx.log, "B").is_empty()
+        !messages(&rx, "A").is_empty() && !messages(&rx, "B").is_empty()
     })
     .await;
     // One coalesced message per group: the latest state, including the resolution that happened while down.
-    let a = messages(&rx.log, "A");
+    let a = messages(&rx, "A");
     assert_eq!(
         states(&a[0]),
         vec![
@@ -166,7 +122,7 @@ async fn receiver_down_then_back_nothing_lost_no_duplicates() {
     );
     assert_eq!(a[0]["version"], "4");
     assert_eq!(
-        states(&messages(&rx.log, "B")[0]),
+        states(&messages(&rx, "B")[0]),
         vec![("1".into(), "firing".into())]
     );
     wait_for("spool emptied", Duration::from_secs(5), || {
@@ -178,7 +134,7 @@ async fn receiver_down_then_back_nothing_lost_no_duplicates() {
     engine.update(alert("B", "1").resolved());
     wait_for("resolved messages", Duration::from_secs(10), || {
         let done = |g: &str| {
-            messages(&rx.log, g)
+            messages(&rx, g)
                 .last()
                 .is_some_and(|m| m["status"] == "resolved")
         };
@@ -188,25 +144,25 @@ async fn receiver_down_then_back_nothing_lost_no_duplicates() {
     let window = up.elapsed();
     let allowed = 2 + (window.as_secs_f64() / cfg.repeat_interval.as_secs_f64()).ceil() as usize;
     for g in ["A", "B"] {
-        let n = messages(&rx.log, g).len();
+        let n = messages(&rx, g).len();
         assert!(
             n <= allowed,
             "group {g}: {n} messages in {window:?} (allowed {allowed})"
         );
     }
-    let a = messages(&rx.log, "A");
+    let a = messages(&rx, "A");
     assert_eq!(
         states(a.last().unwrap()),
         vec![("1".into(), "resolved".into())]
     );
     engine.shutdown().await;
-    let _ = rx.stop.send(());
+    drop(rx);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_survives_restart() {
     let spool = tempfile::tempdir().unwrap();
-    let addr = free_port();
+    let addr = free_addr();
     let cfg = config(&format!("http://{addr}/hook"), "webhook");
     let first = Engine::start(&cfg, spool.path(), Default::default()).unwrap();
     // Not yet due when the daemon stops: shutdown flushes it to the spool anyway.
@@ -225,36 +181,36 @@ async fn spool_survives_restart() {
         "the pending notification is on disk"
     );
     // A new process: the receiver is up now; nobody reports the alert again.
-    let rx = receiver_on(addr).await;
+    let rx = Receiver::start(addr).await;
     let second = Engine::start(&cfg, spool.path(), Default::default()).unwrap();
     wait_for(
         "spooled notification delivered",
         Duration::from_secs(10),
-        || !messages(&rx.log, "C").is_empty(),
+        || !messages(&rx, "C").is_empty(),
     )
     .await;
     assert_eq!(
-        states(&messages(&rx.log, "C")[0]),
+        states(&messages(&rx, "C")[0]),
         vec![("1".into(), "firing".into())]
     );
     wait_for("spool emptied", Duration::from_secs(5), || {
         spool_files(spool.path()) == 0
     })
     .await;
-    assert_eq!(messages(&rx.log, "C").len(), 1);
+    assert_eq!(messages(&rx, "C").len(), 1);
     // The guard reports the alert again after the start: it was announced before the restart, so no
     // duplicate; its resolution is the next message.
     second.update(alert("C", "1"));
     second.update(alert("C", "1").resolved());
     wait_for("resolved after restart", Duration::from_secs(10), || {
-        messages(&rx.log, "C").len() >= 2
+        messages(&rx, "C").len() >= 2
     })
     .await;
-    let c = messages(&rx.log, "C");
+    let c = messages(&rx, "C");
     assert_eq!(c.len(), 2, "{c:?}");
     assert_eq!(states(&c[1]), vec![("1".into(), "resolved".into())]);
     second.shutdown().await;
-    let _ = rx.stop.send(());
+    drop(rx);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,23 +241,6 @@ impl Drop for Alertmanager {
     }
 }
 
-fn have(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if found {
-        return true;
-    }
-    let msg = format!(
-        "needs `{tool}` (Debian package prometheus-alertmanager, scripts/deps/apt/alert.txt)"
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI: {msg}");
-    }
-    eprintln!("skipping: {msg}");
-    false
-}
-
 async fn start_alertmanager() -> Alertmanager {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("am.yml");
@@ -310,7 +249,7 @@ async fn start_alertmanager() -> Alertmanager {
         "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
     )
     .unwrap();
-    let addr = free_port();
+    let addr = free_addr();
     let child = std::process::Command::new("prometheus-alertmanager")
         .arg(format!("--config.file={}", conf.display()))
         .arg(format!(
@@ -360,7 +299,11 @@ async fn am_alerts(url: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_to_real_alertmanager_v2() {
-    if !have("prometheus-alertmanager") {
+    if !have_tools(
+        "posts_to_real_alertmanager_v2",
+        &["prometheus-alertmanager"],
+        "Debian prometheus-alertmanager, scripts/deps/apt/alert.txt",
+    ) {
         return;
     }
     let am = start_alertmanager().await;

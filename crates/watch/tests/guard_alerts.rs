@@ -5,45 +5,15 @@
 
 mod common;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use common::{metric_in, poll, Child, Running};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use yagura_alert::{Alert, Severity};
+use yagura_testkit::webhook::Receiver;
+use yagura_testkit::{free_addr, have_tools};
 use yagura_watch::WatchConfig;
-
-type Log = Arc<Mutex<Vec<Value>>>;
-
-/// A webhook receiver on `addr` (port 0: any), answering 200 and keeping every body.
-async fn receiver(addr: SocketAddr) -> (Log, SocketAddr) {
-    let log: Log = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(|State(l): State<Log>, Json(v): Json<Value>| async move {
-                l.lock().unwrap().push(v);
-                StatusCode::OK
-            }),
-        )
-        .with_state(log.clone());
-    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (log, addr)
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// A daemon config: no flow/syslog listeners, store in `dir`, HTTP on an ephemeral port, plus `extra`.
 fn config(dir: &Path, extra: &str) -> WatchConfig {
@@ -124,7 +94,8 @@ async fn metrics(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_webhooks_delivery_and_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, rx) = receiver("127.0.0.1:0".parse().unwrap()).await;
+    let hook = Receiver::start("127.0.0.1:0".parse().unwrap()).await;
+    let rx = hook.addr;
     let extra = format!(
         r#"{FAST}
 [[alerts.notifiers]]
@@ -181,8 +152,7 @@ period = "1h"
         "HeartbeatMissing{cron} delivered",
         Duration::from_secs(10),
         || async {
-            log.lock()
-                .unwrap()
+            hook.bodies()
                 .iter()
                 .any(|v| v["status"] == "firing" && v["commonLabels"]["heartbeat"] == "cron")
                 .then_some(())
@@ -194,8 +164,7 @@ period = "1h"
     assert_eq!(get(&format!("{u}/ping/cron")).await.0, 200);
     assert!(!missing(&u, "cron").await);
     poll("resolved delivered", Duration::from_secs(10), || async {
-        log.lock()
-            .unwrap()
+        hook.bodies()
             .iter()
             .any(|v| v["status"] == "resolved" && v["alerts"][0]["labels"]["heartbeat"] == "cron")
             .then_some(())
@@ -221,21 +190,6 @@ period = "1h"
     d.shutdown().await;
 }
 
-fn need(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if found {
-        return true;
-    }
-    let msg = format!("needs `{tool}` (scripts/deps/apt/alert.txt)");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI: {msg}");
-    }
-    eprintln!("skipping: {msg}");
-    false
-}
-
 fn spawn_alertmanager(dir: &Path, addr: SocketAddr) -> Child {
     Child(
         std::process::Command::new("prometheus-alertmanager")
@@ -253,7 +207,11 @@ fn spawn_alertmanager(dir: &Path, addr: SocketAddr) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchdog_through_real_prometheus_and_alertmanager() {
-    if !need("prometheus") || !need("prometheus-alertmanager") {
+    if !have_tools(
+        "the Watchdog test",
+        &["prometheus", "prometheus-alertmanager"],
+        "scripts/deps/apt/alert.txt",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -446,21 +404,21 @@ async fn spool_survives_daemon_restart() {
     w.daemon.shutdown().await;
     assert_eq!(files(), 1, "kept on disk across the stop");
 
-    let (log, _) = receiver(down).await;
+    let hook = Receiver::start(down).await;
     let w2 = Running::start(c).await;
     poll(
         "delivered after restart",
         Duration::from_secs(10),
-        || async { (!log.lock().unwrap().is_empty()).then_some(()) },
+        || async { (!hook.bodies().is_empty()).then_some(()) },
     )
     .await;
-    let v = log.lock().unwrap()[0].clone();
+    let v = hook.bodies()[0].clone();
     assert_eq!(v["alerts"][0]["labels"]["alertname"], "DiskFillsSoon");
     assert_eq!(v["alerts"][0]["labels"]["path"], "/prometheus");
     poll("spool emptied", Duration::from_secs(5), || async {
         (files() == 0).then_some(())
     })
     .await;
-    assert_eq!(log.lock().unwrap().len(), 1);
+    assert_eq!(hook.bodies().len(), 1);
     w2.daemon.shutdown().await;
 }

@@ -24,12 +24,7 @@ use yagura_watch::guard::sizing;
 /// True when the test may run; in CI a missing prerequisite is a failure naming it.
 fn require() -> bool {
     let mut missing = Vec::new();
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
+    if !yagura_testkit::is_root() {
         missing.push("root (to mount a tmpfs)".to_string());
     }
     if !Path::new("/usr/bin/prometheus").is_file() {
@@ -37,15 +32,7 @@ fn require() -> bool {
             "/usr/bin/prometheus (Debian `prometheus`, scripts/deps/apt/watch-guard.txt)".into(),
         );
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("guard_prometheus needs {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI: {msg}");
-    }
-    eprintln!("skipping: {msg}");
-    false
+    yagura_testkit::needs("guard_prometheus", &missing)
 }
 
 /// A tmpfs mounted for the test, unmounted on drop (also on failure).

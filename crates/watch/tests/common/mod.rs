@@ -12,35 +12,15 @@ use yagura_watch::{Daemon, ListenerKind, WatchConfig};
 /// True when the test may run; outside CI prints why it skips, in CI panics naming what is missing.
 pub fn require(root: bool, tools: &[&str]) -> bool {
     let mut missing = Vec::new();
-    if root && !nix_is_root() {
+    if root && !yagura_testkit::is_root() {
         missing.push("root (network namespaces, tmpfs)".to_string());
     }
     for t in tools {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-            .unwrap_or(false)
-            || Path::new(&format!("/usr/sbin/{t}")).is_file();
-        if !found {
+        if yagura_testkit::find_tool(t).is_none() {
             missing.push(format!("`{t}` (scripts/deps/apt/watch.txt)"));
         }
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("needs {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI: {msg}");
-    }
-    eprintln!("skipping: {msg}");
-    false
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    yagura_testkit::needs("this test", &missing)
 }
 
 /// Runs a command, panicking with its output on failure.

@@ -18,50 +18,22 @@ pub fn yagura_bin() -> PathBuf {
 /// with `CI=true` it fails naming what is missing.
 pub fn require(tools: &[&str]) -> bool {
     let mut missing = Vec::new();
-    if !nix_is_root() {
+    if !yagura_testkit::is_root() {
         missing.push("root (network namespaces)".to_string());
     }
     for t in tools {
         if !tool_exists(t) {
-            missing.push(format!("`{t}`"));
+            missing.push(format!(
+                "`{t}` (Debian packages in scripts/deps/apt/edge.txt)"
+            ));
         }
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "edge interop test needs {} (Debian packages in scripts/deps/apt/edge.txt)",
-        missing.join(", ")
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-    false
+    yagura_testkit::needs("edge interop test", &missing)
 }
 
-fn nix_is_root() -> bool {
-    // SAFETY-free: read the effective uid from /proc.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
+/// On `PATH`, in the system directories, or among FRR's daemons.
 fn tool_exists(t: &str) -> bool {
-    if t.starts_with('/') {
-        return Path::new(t).exists();
-    }
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()))
-        .unwrap_or(false)
-        || ["/usr/sbin", "/sbin", "/usr/lib/frr"]
-            .iter()
-            .any(|d| Path::new(d).join(t).exists())
+    yagura_testkit::find_tool(t).is_some() || Path::new("/usr/lib/frr").join(t).exists()
 }
 
 /// Runs a command, panicking with its output on failure.
