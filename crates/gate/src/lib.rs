@@ -12,6 +12,7 @@
 
 pub mod assertion;
 pub mod auth;
+pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod conns;

@@ -84,6 +84,12 @@ pub struct GateMetrics {
     websocket_cut: Family<RouteLabel, Counter>,
     cert_reloads: Family<Outcome, Counter>,
     dropped_headers: Counter,
+    worker_connections: Family<WorkerLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: String,
 }
 
 fn class(status: u16) -> usize {
@@ -119,7 +125,13 @@ impl GateMetrics {
             websocket_cut: Family::default(),
             cert_reloads: Family::default(),
             dropped_headers: Counter::default(),
+            worker_connections: Family::default(),
         };
+        r.register(
+            "yagura_gate_worker_connections",
+            "Open HTTPS connections per serving thread",
+            m.worker_connections.clone(),
+        );
         r.register(
             "yagura_gate_requests",
             "Requests by route and status class",
@@ -264,6 +276,15 @@ impl GateMetrics {
                 upstream: upstream.to_string(),
             })
             .set(i64::from(up));
+    }
+
+    /// Serving thread `worker` now has `n` open HTTPS connections.
+    pub fn worker_connections(&self, worker: usize, n: usize) {
+        self.worker_connections
+            .get_or_create(&WorkerLabel {
+                worker: worker.to_string(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A websocket opened (+1) or closed (-1).

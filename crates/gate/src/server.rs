@@ -14,6 +14,7 @@
 //!  http accept loop (redirects), metrics, health checks, reloads: on the main runtime
 //! ```
 
+use crate::balance::{Balance, Handoff};
 use crate::config::GateConfig;
 use crate::metrics::GateMetrics;
 use crate::proxy::{self, req_host};
@@ -34,8 +35,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +120,7 @@ fn bind_shared(addr: SocketAddr) -> Result<TcpListener, GateError> {
 fn spawn_worker(
     i: usize,
     listener: std::net::TcpListener,
+    fair: (Arc<Balance>, UnboundedReceiver<Handoff>),
     acceptor: TlsAcceptor,
     state: Arc<ArcSwap<State>>,
     drain: Duration,
@@ -134,7 +137,7 @@ fn spawn_worker(
             crate::worker::set(i);
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(l) => accept_https(l, acceptor, state, drain, shutdown).await,
+                    Ok(l) => accept_https(i, l, fair, acceptor, state, drain, shutdown).await,
                     Err(e) => {
                         tracing::error!(worker = i, error = %e, "cannot use the HTTPS listener")
                     }
@@ -227,11 +230,17 @@ pub async fn start(
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
     // HTTPS, one accept loop per serving thread (each drains its connections itself after shutdown).
+    let (balance, mut inboxes) = Balance::new(workers, gm.clone());
+    let mut inboxes = inboxes.drain(..);
+    let main_inbox = inboxes
+        .next()
+        .ok_or_else(|| GateError::Runtime(std::io::Error::other("no serving thread")))?;
     let mut workers_done = Vec::with_capacity(more_https.len());
-    for (i, l) in more_https.into_iter().enumerate() {
+    for ((i, l), inbox) in more_https.into_iter().enumerate().zip(inboxes) {
         workers_done.push(spawn_worker(
             i + 1,
             l,
+            (Arc::clone(&balance), inbox),
             acceptor.clone(),
             Arc::clone(&state),
             drain,
@@ -239,7 +248,9 @@ pub async fn start(
         )?);
     }
     let main = tokio::spawn(accept_https(
+        0,
         https,
+        (balance, main_inbox),
         acceptor,
         Arc::clone(&state),
         drain,
@@ -392,8 +403,12 @@ fn reload_once(
     true
 }
 
+/// Serving thread `worker`'s HTTPS accept loop: connections from its listener, or handed over by another thread
+/// that serves more ([`Balance`]); each is served on this thread until it ends.
 async fn accept_https(
+    worker: usize,
     listener: TcpListener,
+    (balance, mut inbox): (Arc<Balance>, UnboundedReceiver<Handoff>),
     acceptor: TlsAcceptor,
     state: Arc<ArcSwap<State>>,
     drain: Duration,
@@ -413,13 +428,35 @@ async fn accept_https(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, peer, open) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok((tcp, peer)) => {
+                    let to = balance.pick(worker);
+                    if to == worker {
+                        (tcp, peer, balance.open(worker))
+                    } else {
+                        // Served by a less busy thread; kept here if it cannot be handed over.
+                        let Ok(std) = tcp.into_std() else { continue };
+                        match balance.hand_over(to, (std, peer, balance.open(to))) {
+                            Ok(()) => continue,
+                            Err((std, peer, _)) => match TcpStream::from_std(std) {
+                                Ok(tcp) => (tcp, peer, balance.open(worker)),
+                                Err(_) => continue,
+                            },
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some((std, peer, open)) = inbox.recv() => match TcpStream::from_std(std) {
+                Ok(tcp) => (tcp, peer, open),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take over a connection");
                     continue;
                 }
             },
@@ -430,6 +467,7 @@ async fn accept_https(
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _open = open;
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,

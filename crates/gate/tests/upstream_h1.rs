@@ -219,16 +219,27 @@ retries = 0
     Gate::start(Arc::new(Pki::new()), &cfg).await
 }
 
-/// A request over one HTTP/1.1 TLS connection to the gate, with a body of unknown length (sent chunked).
-async fn send_streamed(g: &Gate, path: &str, parts: Vec<&'static [u8]>) -> Resp {
+/// A new HTTP/1.1 connection over TLS to the gate (SNI `raw.gate.test`), open as long as the sender lives.
+async fn connect_h1<B>(g: &Gate) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let tcp = TcpStream::connect(g.https).await.unwrap();
     let conn = tokio_rustls::TlsConnector::from(Arc::new(g.tls_h1.clone()));
     let name = rustls_pki_types::ServerName::try_from("raw.gate.test").unwrap();
     let s = conn.connect(name, tcp).await.unwrap();
-    let (mut tx, c) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+    let (tx, c) = hyper::client::conn::http1::handshake(TokioIo::new(s))
         .await
         .unwrap();
     tokio::spawn(c);
+    tx
+}
+
+/// A request over one HTTP/1.1 TLS connection to the gate, with a body of unknown length (sent chunked).
+async fn send_streamed(g: &Gate, path: &str, parts: Vec<&'static [u8]>) -> Resp {
+    let mut tx = connect_h1(g).await;
     let frames = futures_util::stream::iter(parts.into_iter().map(|p| {
         Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from_static(p)))
     }));
@@ -439,4 +450,44 @@ async fn bytes_that_are_not_http_give_a_502_and_the_gate_goes_on() {
     assert!(r.text().contains("not answering"), "{}", r.text());
     let r = g.get("raw.gate.test", "/chunked", None, &[]).await;
     assert_eq!(r.text(), "hello world");
+}
+
+/// Keep-alive connections end up spread evenly over the serving threads, whatever `SO_REUSEPORT`'s hash picked:
+/// a thread that accepts a connection while it serves more than another hands it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_are_spread_evenly_over_serving_threads() {
+    let up = raw_upstream().await;
+    let g = gate_for(&up).await;
+    let mut kept = Vec::new();
+    for _ in 0..24 {
+        let mut tx = connect_h1(&g).await;
+        let req = Request::get("/chunked")
+            .header("host", "raw.gate.test")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = tx.send_request(req).await.unwrap();
+        assert_eq!(
+            res.into_body().collect().await.unwrap().to_bytes(),
+            "hello world"
+        );
+        kept.push(tx);
+    }
+    let text = g.metrics_text().await;
+    let open: Vec<f64> = (0..64)
+        .filter_map(|w| {
+            metric(
+                &text,
+                &format!("yagura_gate_worker_connections{{worker=\"{w}\"}}"),
+            )
+        })
+        .collect();
+    assert_eq!(open.iter().sum::<f64>(), 24.0, "{text}");
+    let (min, max) = open
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+    assert!(max - min <= 1.0, "connections per serving thread: {open:?}");
+    if open.len() < 2 {
+        eprintln!("one serving thread on this machine: nothing to spread");
+    }
+    drop(kept);
 }
