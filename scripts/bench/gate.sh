@@ -152,14 +152,16 @@ cpu_ticks() {
     echo "$u $s"
 }
 HZ=$(getconf CLK_TCK)
-# STRACE=DIR writes `strace -c -f` syscall counts of each proxy's run there (strace slows the proxy: the figures of
-# such a run mean nothing, the counts per request do).
+# STRACE=DIR writes `strace -c -f` syscall counts of each proxy's run there, its workers included (strace slows
+# the proxy: the figures of such a run mean nothing, the counts per request do); STRACE_OPTS replaces `-c`.
 run() { # name pid url host extra-header... → name req/s p99 CPU-µs-per-request (of pid and its children)
     local name="$1" pid="$2" url="$3" host="$4"; shift 4
     local u0 s0 u1 s1 out tracer=""
     if [ -n "${STRACE:-}" ] && [ "$name" != upstream ]; then
         mkdir -p "$STRACE"
-        timeout -s INT "${DURATION%s}" strace ${STRACE_OPTS:--c} -f -p "$pid" -o "$STRACE/$name.txt" 2>/dev/null & tracer=$!
+        local p targets=()
+        for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do targets+=(-p "$p"); done
+        timeout -s INT "${DURATION%s}" strace ${STRACE_OPTS:--c} -f "${targets[@]}" -o "$STRACE/$name.txt" 2>/dev/null & tracer=$!
     fi
     read -r u0 s0 < <(cpu_ticks "$pid")
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $host" "$@" "$url")"

@@ -230,8 +230,8 @@ pub async fn start(
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
     // HTTPS, one accept loop per serving thread (each drains its connections itself after shutdown).
-    let (balance, mut inboxes) = Balance::new(workers, gm.clone());
-    let mut inboxes = inboxes.drain(..);
+    let (balance, inboxes) = Balance::new(workers, gm.clone());
+    let mut inboxes = inboxes.into_iter();
     let main_inbox = inboxes
         .next()
         .ok_or_else(|| GateError::Runtime(std::io::Error::other("no serving thread")))?;
