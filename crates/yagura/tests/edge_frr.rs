@@ -223,17 +223,23 @@ fn frr_three_edges_ecmp_bfd_failover_and_drain() {
     let t = wait_hops(&topo, VIP, 2, Duration::from_secs(15), &frr, &refs(&edges)); // still half the 30 s hold time
     eprintln!("link down: next hop removed after {t:?}");
     // The router drops the next hop with the link at once; edge 2 learns it from BFD's detection time.
-    wait_for(
-        "edge 2's session to go down (BFD)",
-        Duration::from_secs(15),
-        || {
-            (edges[1].status()["sessions"][0]["flaps"]
-                .as_u64()
-                .unwrap_or(0)
-                >= 1)
-                .then_some(())
-        },
-    );
+    // On a timeout the message carries edge 2's status and log, so a failure says which side did not move.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let st = edges[1].status();
+        if st["sessions"][0]["flaps"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let log = edges[1].log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "edge 2's session did not go down (BFD) within 15 s of the link going down\nstatus: {st:#}\nlog (last lines):\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     topo.router.exec(&["ip", "link", "set", "p2", "up"]);
     wait_hops(&topo, VIP, 3, Duration::from_secs(60), &frr, &refs(&edges));
 
